@@ -1,0 +1,1 @@
+"""Training, scoring, metrics, thresholds, model files and the registry (no Qt here)."""

@@ -1,0 +1,43 @@
+"""Device choice and thread limits: CUDA, then Apple MPS, then CPU; overridable by name."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    """``auto`` picks cuda > mps > cpu; an explicit device that is not available is an error."""
+    preference = (preference or "auto").lower()
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was requested but no CUDA GPU is available (use --device cpu or auto)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("MPS was requested but is not available on this machine")
+    return device
+
+
+def device_label(device: torch.device) -> str:
+    """Human-readable name, e.g. 'cuda (NVIDIA H100)' or 'cpu (2 threads)'."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def limit_threads(threads: int | None = None) -> int:
+    """Keep torch and OpenCV from oversubscribing small machines (INSPECTOR_THREADS overrides)."""
+    import cv2
+
+    threads = threads or int(os.environ.get("INSPECTOR_THREADS", "0")) or (os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(1)
+    return threads

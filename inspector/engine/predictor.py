@@ -1,0 +1,167 @@
+"""The one predictor: image(s) → score, decision, anomaly map, reconstruction.
+
+The CLI, the GUI, live mode, evaluation, calibration and the benchmarks all score through
+this class, so preprocessing and post-processing exist exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from inspector.data.images import ImageReadError, read_image
+from inspector.engine.bundle import ModelBundle
+from inspector.engine.device import select_device
+from inspector.engine.events import CancelToken, Progress
+from inspector.engine.preprocess import resize_to_model, to_tensor, to_uint8
+from inspector.models.base import eval_mode
+
+
+@dataclass
+class Prediction:
+    score: float
+    threshold: float
+    anomaly_map: np.ndarray  # float32 (H, W) at the input image's resolution
+    heat: np.ndarray  # float32 (H, W) in [0, 1]: the map on the model's fixed display scale
+    reconstruction: np.ndarray  # uint8, input resolution, the model's channels
+    image: np.ndarray  # the input image (uint8)
+    elapsed_ms: float = 0.0
+    path: Path | None = None
+
+    @property
+    def is_anomalous(self) -> bool:
+        return self.score > self.threshold
+
+    @property
+    def decision(self) -> str:
+        return "NG" if self.is_anomalous else "OK"
+
+    def overlay(self, opacity: float = 0.5) -> np.ndarray:
+        return heat_overlay(self.image, self.heat, opacity)
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """RGB image with the heat map (turbo colours) blended in where it is warm."""
+    rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    rgb = rgb[:, :, :3]
+    colours = cv2.applyColorMap((np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+    colours = cv2.cvtColor(colours, cv2.COLOR_BGR2RGB)
+    alpha = (opacity * np.clip(heat, 0.15, 1.0))[..., None]  # cold areas stay readable
+    return (rgb * (1 - alpha) + colours * alpha).astype(np.uint8)
+
+
+class Predictor:
+    def __init__(self, bundle: ModelBundle, device: str | torch.device = "auto") -> None:
+        self.device = device if isinstance(device, torch.device) else select_device(device)
+        self.bundle = bundle
+        self.model = bundle.model.to(self.device).eval()
+        self.info = bundle.info
+        self.threshold = bundle.info.threshold.value  # the GUI may try another one without saving
+
+    @classmethod
+    def open(cls, ref: str | Path, device: str = "auto", registry=None) -> "Predictor":
+        """From a model file path or a registry name (``name`` or ``name@vN``)."""
+        from inspector.engine.registry import ModelRegistry
+
+        path = (registry or ModelRegistry()).resolve(ref)
+        return cls(ModelBundle.load(path), device)
+
+    # --- scoring ----------------------------------------------------------------------------
+    def predict(self, image: np.ndarray, path: Path | None = None) -> Prediction:
+        return self.predict_batch([image], paths=[path])[0]
+
+    def predict_batch(
+        self, images: Sequence[np.ndarray], paths: Sequence[Path | None] | None = None
+    ) -> list[Prediction]:
+        """Score images of any size together (grouped by model input size)."""
+        started = time.perf_counter()
+        inputs = [self._resize(im) for im in images]
+        results: list[Prediction | None] = [None] * len(images)
+        groups: dict[tuple, list[int]] = {}
+        for i, x in enumerate(inputs):
+            groups.setdefault(x.shape, []).append(i)
+        for indices in groups.values():
+            scores, maps, recons = self._score([inputs[i] for i in indices])
+            for j, i in enumerate(indices):
+                results[i] = self._result(images[i], scores[j], maps[j], recons[j])
+        elapsed = (time.perf_counter() - started) * 1000 / max(len(images), 1)
+        for i, r in enumerate(results):
+            r.elapsed_ms = elapsed
+            r.path = paths[i] if paths else None
+        return results  # type: ignore[return-value]
+
+    def predict_paths(
+        self,
+        paths: Iterable[Path],
+        batch_size: int = 16,
+        cancel: CancelToken | None = None,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> Iterator[tuple[Path, Prediction | ImageReadError]]:
+        """Score files; an unreadable file yields its ImageReadError and the rest carry on."""
+        paths = list(paths)
+        pending: list[tuple[Path, np.ndarray]] = []
+        done = 0
+
+        def flush() -> Iterator[tuple[Path, Prediction]]:
+            nonlocal done
+            predictions = self.predict_batch([im for _, im in pending], [p for p, _ in pending])
+            for (p, _), pred in zip(pending, predictions):
+                done += 1
+                yield p, pred
+            pending.clear()
+            if progress:
+                progress(Progress(done, len(paths)))
+
+        for path in paths:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            try:
+                pending.append((path, read_image(path)))
+            except ImageReadError as e:
+                done += 1
+                yield path, e
+                continue
+            if len(pending) >= batch_size:
+                yield from flush()
+        if pending:
+            yield from flush()
+
+    def score_at_model_size(self, images: Sequence[np.ndarray], batch_size: int = 64) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Scores and model-resolution maps of images already at the model's input size (calibration, benchmarks)."""
+        scores, maps = [], []
+        for i in range(0, len(images), batch_size):
+            s, m, _ = self._score([self._resize(im) for im in images[i : i + batch_size]])
+            scores.append(s)
+            maps.extend(m)
+        return np.concatenate(scores) if scores else np.zeros(0), maps
+
+    # --- internals --------------------------------------------------------------------------
+    def _resize(self, image: np.ndarray) -> np.ndarray:
+        size = self.model.input_size(image.shape[0], image.shape[1])
+        return resize_to_model(image, size, self.info.channels)
+
+    @torch.inference_mode()
+    def _score(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        batch = to_tensor(inputs).to(self.device, non_blocking=True)
+        with eval_mode(self.model):
+            out = self.model.score(batch)
+        return (
+            out.image_score.float().cpu().numpy(),
+            out.anomaly_map.float().cpu().numpy(),
+            to_uint8(out.reconstruction),
+        )
+
+    def _result(self, image: np.ndarray, score: float, amap: np.ndarray, recon: np.ndarray) -> Prediction:
+        h, w = image.shape[:2]
+        if amap.shape != (h, w):
+            amap = cv2.resize(amap, (w, h), interpolation=cv2.INTER_LINEAR)
+            recon = cv2.resize(recon, (w, h), interpolation=cv2.INTER_LINEAR)
+        scale = self.info.map_scale
+        heat = np.clip((amap - scale["low"]) / max(scale["high"] - scale["low"], 1e-12), 0, 1).astype(np.float32)
+        return Prediction(float(score), self.threshold, amap.astype(np.float32), heat, recon, image)

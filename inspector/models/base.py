@@ -1,0 +1,194 @@
+"""The interface every method shares, so the trainer, predictor and GUI need no method-specific code.
+
+A method is an ``AnomalyModel`` subclass with a ``Config`` dataclass of hyper-parameters.
+Training is one call per batch (``training_step``), which runs the method's own optimiser
+updates through a ``StepContext`` (so mixed precision and gradient scaling live in one place).
+Scoring (``score``) runs in eval mode and returns an image score, a pixel anomaly map and a
+reconstruction for every image in the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters shared by every method; methods subclass it and add their own."""
+
+    image_size: int = 64
+    channels: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+    def validate(self) -> None:
+        if not 32 <= self.image_size <= 256 or self.image_size & (self.image_size - 1):
+            raise ValueError(f"image_size must be a power of two between 32 and 256, got {self.image_size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} option(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+@dataclass
+class ScoreOutput:
+    """Per-batch scoring result, all on the model's device.
+
+    image_score: (B,) higher = more anomalous
+    anomaly_map: (B, H, W) at the model's input size, higher = more anomalous
+    reconstruction: (B, C, H, W) in the model's input range [-1, 1]
+    """
+
+    image_score: Tensor
+    anomaly_map: Tensor
+    reconstruction: Tensor
+
+
+@dataclass
+class StepContext:
+    """What a training step needs from the trainer: autocast and (scaled) optimiser steps."""
+
+    device: torch.device
+    amp: bool = False
+    scaler: torch.amp.GradScaler | None = None
+    step: int = 0
+    generator: torch.Generator | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp:
+            return torch.autocast(device_type=self.device.type, dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def optimise(self, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """zero_grad → backward → step, through the grad scaler when AMP is on."""
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+        else:
+            loss.backward()
+            optimizer.step()
+
+
+class AnomalyModel(nn.Module):
+    """Base class of every method. Subclasses set ``name``, ``description`` and ``Config``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    #: the loss the trainer reports as "the" training loss (e.g. for tests and curves)
+    main_loss: ClassVar[str] = "loss"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # --- training -------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Create the optimisers (called once by the trainer, after moving to the device)."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:
+        """Update the networks on one batch of good images in [-1, 1]; return named losses."""
+        raise NotImplementedError
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Hook for schedules; nothing by default."""
+
+    # --- inference ------------------------------------------------------------------------
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) an image of this size is resized to before scoring.
+
+        Whole-image methods squash to the training size; patch methods may keep more pixels.
+        """
+        return self.config.image_size, self.config.image_size
+
+    def score(self, batch: Tensor) -> ScoreOutput:
+        """Score a batch in [-1, 1]. Called under ``torch.no_grad`` with the model in eval mode."""
+        raise NotImplementedError
+
+    def calibrate(self, batches: Iterable[Tensor]) -> None:
+        """Fit score statistics on held-out good batches after training (eval mode, no grad).
+
+        Methods whose score combines terms on different scales use this to put them on one
+        scale from good images only, never from a test set. Nothing by default.
+        """
+
+    def sample_reconstructions(self, batch: Tensor) -> Tensor:
+        """Reconstructions shown while training; the scoring path by default."""
+        return self.score(batch).reconstruction
+
+    # --- helpers shared by methods ---------------------------------------------------------
+    @staticmethod
+    def residual_map(x: Tensor, x_hat: Tensor, sigma: float = 2.0) -> Tensor:
+        """Absolute residual averaged over channels, Gaussian-smoothed so one noisy pixel is not a defect."""
+        residual = (x - x_hat).abs().mean(dim=1, keepdim=True)
+        return gaussian_blur(residual, sigma).squeeze(1)
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return {k: opt.state_dict() for k, opt in self.optimizers.items()}
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        for k, opt in self.optimizers.items():
+            if k in state:
+                opt.load_state_dict(state[k])
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of a (B, 1, H, W) tensor, reflect-padded."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(round(3 * sigma)))
+    coords = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-(coords**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    pad = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    if pad < radius:
+        kernel = kernel[radius - pad : radius + pad + 1]
+        kernel = kernel / kernel.sum()
+    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
+    return F.conv2d(x, kernel.view(1, 1, -1, 1))
+
+
+def weights_init(module: nn.Module) -> None:
+    """DCGAN initialisation (N(0, 0.02) convs, N(1, 0.02) norms), as the GANomaly papers use."""
+    name = type(module).__name__
+    if "Conv" in name and hasattr(module, "weight"):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+    elif "BatchNorm" in name:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Score in eval mode (BatchNorm running stats!), restore the previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
