@@ -5,6 +5,13 @@ import os
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("INSPECTOR_THREADS", "1")  # tests share 2 cores; see engine.device.limit_threads
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(int(os.environ["INSPECTOR_THREADS"]))
 
 
 @pytest.fixture
@@ -14,3 +21,39 @@ def tmp_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("INSPECTOR_HOME", str(home))
     return home
+
+
+def make_part(rng, size: int = 64):
+    """A synthetic 'good part': a bright ring on a textured background, with small pose and lighting jitter."""
+    import cv2
+    import numpy as np
+
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    image = 90 + 20 * np.sin(xx / 3.0 + rng.uniform(0, 0.5)) * np.sin(yy / 3.0)
+    centre = (int(size / 2 + rng.integers(-2, 3)), int(size / 2 + rng.integers(-2, 3)))
+    image = cv2.circle(image, centre, size // 4, float(rng.uniform(190, 210)), max(2, size // 12))
+    image += rng.normal(0, 3, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def parts_dir(tmp_path_factory):
+    """A flat folder of 40 good synthetic parts (64 px)."""
+    import cv2
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("parts")
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        cv2.imwrite(str(folder / f"part_{i:02d}.png"), make_part(rng))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(parts_dir):
+    """A GANomaly trained briefly at 32 px on the synthetic parts (shared by tests that only score)."""
+    from inspector.data.images import list_images
+    from inspector.engine.trainer import TrainConfig, Trainer
+
+    config = TrainConfig(image_size=32, epochs=40, batch_size=8, device="cpu", params={"width": 16, "nz": 32, "score_mode": "reconstruction"})
+    return Trainer(config).fit(list_images(parts_dir))

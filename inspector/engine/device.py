@@ -34,10 +34,14 @@ def device_label(device: torch.device) -> str:
 
 
 def limit_threads(threads: int | None = None) -> int:
-    """Keep torch and OpenCV from oversubscribing small machines (INSPECTOR_THREADS overrides)."""
+    """Keep torch and OpenCV from oversubscribing small machines (INSPECTOR_THREADS overrides).
+
+    One core is left to the window, the camera and the OS: torch's OpenMP threads spin-wait,
+    and on a 2-core machine two of them next to any other busy thread run ~100× slower.
+    """
     import cv2
 
-    threads = threads or int(os.environ.get("INSPECTOR_THREADS", "0")) or (os.cpu_count() or 1)
+    threads = threads or int(os.environ.get("INSPECTOR_THREADS", "0")) or max(1, (os.cpu_count() or 1) - 1)
     torch.set_num_threads(threads)
     cv2.setNumThreads(1)
     return threads

@@ -93,8 +93,9 @@ def false_alarm_at_recall(labels, scores, recall: float = 0.9) -> float:
     defect_scores = s[y == 1]
     if defect_scores.size == 0 or (y == 0).sum() == 0:
         return float("nan")
-    threshold = np.quantile(defect_scores, 1 - recall, method="lower")
-    return float(np.mean(s[y == 0] >= threshold))
+    k = max(1, int(np.ceil(recall * defect_scores.size - 1e-9)))
+    lowest_caught = np.sort(defect_scores)[::-1][k - 1]
+    return float(np.mean(s[y == 0] >= lowest_caught))
 
 
 def pixel_auroc(masks, maps, max_pixels: int = 2_000_000, seed: int = 0) -> float:

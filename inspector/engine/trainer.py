@@ -141,7 +141,7 @@ class Trainer:
     def _split(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Hold out good images for calibration; with very few images, calibrate on the training set."""
         n = len(images)
-        n_hold = int(round(n * self.config.holdout_fraction))
+        n_hold = max(int(round(n * self.config.holdout_fraction)), min(8, n // 4))
         if n < 10 or n_hold < 2:
             return images, images
         order = np.random.default_rng(self.config.seed).permutation(n)

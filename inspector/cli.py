@@ -1,0 +1,459 @@
+"""Every capability, headless: ``inspector data|train|eval|predict|models|methods|demo``.
+
+Errors are one clear line on stderr and a non-zero exit code (set INSPECTOR_DEBUG=1 for the
+traceback). ``--json`` prints machine-readable output only, on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_ERROR = 2
+EXIT_UNREADABLE = 3
+
+
+class CliError(Exception):
+    """An error whose message is all the user needs."""
+
+
+# --- output helpers ---------------------------------------------------------------------------
+class ProgressBar:
+    """A one-line progress bar on stderr; plain periodic lines when stderr is not a terminal."""
+
+    def __init__(self, label: str, enabled: bool = True) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def update(self, done: int, total: int, extra: str = "", force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < (0.2 if self.tty else 5.0) and done < total:
+            return
+        self._last = now
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * 24)
+        line = f"{self.label} [{bar:<24}] {done}/{total} {extra}"
+        if self.tty:
+            sys.stderr.write("\r" + line[:120].ljust(120))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _registry():
+    from inspector.engine.registry import ModelRegistry
+
+    return ModelRegistry()
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as JSON when they parse (numbers, booleans), else strings."""
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--param expects key=value, got '{item}'")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+# --- commands -----------------------------------------------------------------------------------
+def cmd_data_elpv(args: argparse.Namespace) -> int:
+    from inspector.data.elpv import materialise_elpv
+
+    bar = ProgressBar("copying ELPV", not args.json)
+    ds = materialise_elpv(Path(args.out), seed=args.seed, progress=lambda d, t: bar.update(d, t))
+    bar.close()
+    if args.json:
+        _print_json({"path": str(ds.root), "counts": ds.counts()})
+    else:
+        print(f"ELPV written to {ds.root}: {ds.counts()}")
+    return 0
+
+
+def _train_config(args: argparse.Namespace):
+    from inspector.engine.trainer import TrainConfig
+    from inspector.models import get_method
+
+    cls = get_method(args.method)  # clear error for an unknown method before any work
+    defaults = cls.Config()
+    return TrainConfig(
+        method=args.method,
+        image_size=args.image_size or defaults.image_size,
+        channels=args.channels or defaults.channels,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        amp=not args.no_amp,
+        augment=args.augment,
+        threshold_mode=args.threshold_mode,
+        false_alarm_rate=args.false_alarm_rate,
+        params=_parse_params(args.param),
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from inspector.data.datasets import open_dataset
+    from inspector.engine.bundle import ModelBundle
+    from inspector.engine.events import TrainProgress
+    from inspector.engine.trainer import ImagesSkipped
+    from inspector.engine.workflow import train_dataset
+
+    config = _train_config(args)
+    dataset = open_dataset(Path(args.data), seed=args.seed)
+    registry = _registry()
+    init_from = ModelBundle.load(registry.resolve(args.init_from)) if args.init_from else None
+    bar = ProgressBar(f"training {config.method}", not args.json)
+
+    def on_event(event) -> None:
+        if isinstance(event, TrainProgress) and event.phase == "train":
+            losses = " ".join(f"{k}={v:.3g}" for k, v in list(event.losses.items())[:3])
+            extra = f"ep {event.epoch}/{event.epochs} {losses} {event.images_per_s:.0f} img/s ETA {_duration(event.eta_s)}"
+            bar.update(event.step, event.steps, extra, force=event.step == event.steps)
+        elif isinstance(event, TrainProgress) and event.phase == "calibrate" and not args.json:
+            bar.close()
+            print("calibrating the threshold on held-out good images ...", file=sys.stderr)
+        elif isinstance(event, ImagesSkipped):
+            for path, reason in event.report.failed:
+                print(f"skipped unreadable image {path}: {reason}", file=sys.stderr)
+
+    entry = train_dataset(dataset, config, registry, args.name, on_event, init_from=init_from, resume=not args.restart)
+    info = entry.info
+    if args.json:
+        _print_json({"model": info.ref, "path": str(entry.path), **info.to_dict()})
+        return 0
+    cal = info.metrics.get("calibration", {})
+    print(f"saved {info.ref} -> {entry.path}")
+    print(f"threshold {info.threshold.value:.6g} ({info.threshold.method})")
+    for key, value in cal.items():
+        print(f"  {key}: {_fmt(value)}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from inspector.data.datasets import open_dataset
+    from inspector.engine.evaluate import evaluate
+    from inspector.engine.predictor import Predictor
+    from inspector.engine.report import write_report
+
+    predictor = Predictor.open(args.model, device=args.device, registry=_registry())
+    dataset = open_dataset(Path(args.data), seed=args.seed)
+    if not dataset.test:
+        raise CliError(f"{args.data} has no test images to evaluate")
+    bar = ProgressBar("evaluating", not args.json)
+    ev = evaluate(predictor, dataset, progress=lambda p: bar.update(p.done, p.total))
+    bar.close()
+    if args.out:
+        write_report(ev, predictor, Path(args.out), overlays=args.overlays)
+    result = ev.to_dict() | ({"report": str(args.out)} if args.out else {})
+    if args.json:
+        _print_json(result)
+        return 0
+    for path, reason in ev.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    m = ev.metrics
+    print(f"model {ev.model} on {ev.dataset}: {len(ev.rows)} images")
+    if m is not None:
+        for key in ("image_auroc", "average_precision", "best_f1", "false_alarm_at_90_recall", "threshold", "f1", "precision", "recall", "false_alarm_rate"):
+            print(f"  {key:26s} {_fmt(getattr(m, key))}")
+        c = m.confusion
+        print("  confusion at threshold      predicted OK  predicted NG")
+        print(f"    good   ({m.n_good:5d})        {c['tn']:10d}  {c['fp']:12d}")
+        print(f"    defect ({m.n_defect:5d})        {c['fn']:10d}  {c['tp']:12d}")
+    if ev.pixel_auroc is not None:
+        print(f"  {'pixel_auroc':26s} {_fmt(ev.pixel_auroc)}")
+    if args.out:
+        print(f"report written to {args.out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from inspector.data.images import ImageReadError, list_images, write_image
+    from inspector.engine.predictor import Predictor
+
+    predictor = Predictor.open(args.model, device=args.device, registry=_registry())
+    files: list[Path] = []
+    for item in map(Path, args.paths):
+        if item.is_dir():
+            files += list_images(item, recursive=args.recursive)
+        elif item.exists():
+            files.append(item)
+        else:
+            raise CliError(f"no such file or folder: {item}")
+    out = Path(args.out) if args.out else None
+    rows, failed = [], []
+    bar = ProgressBar("scoring", not args.json and out is not None)
+    for path, result in predictor.predict_paths(files, batch_size=args.batch_size, progress=lambda p: bar.update(p.done, p.total)):
+        if isinstance(result, ImageReadError):
+            failed.append({"path": str(path), "reason": result.reason})
+            if not args.json:
+                print(f"skipped {path}: {result.reason}", file=sys.stderr)
+            continue
+        row = {"path": str(path), "score": result.score, "threshold": result.threshold, "decision": result.decision}
+        if out is not None:
+            overlay = out / f"{path.stem}_overlay.png"
+            write_image(overlay, result.overlay(args.opacity))
+            row["overlay"] = str(overlay)
+        rows.append(row)
+        if not args.json and out is None:
+            print(f"{result.decision}  {result.score:10.5g}  {path}")
+    bar.close()
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["path", "score", "threshold", "decision", "error"])
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: row[k] for k in ("path", "score", "threshold", "decision")})
+            for fail in failed:
+                writer.writerow({"path": fail["path"], "error": fail["reason"]})
+    ng = sum(r["decision"] == "NG" for r in rows)
+    if args.json:
+        _print_json({"model": predictor.info.ref, "results": rows, "unreadable": failed})
+    else:
+        if out is not None:
+            for r in rows:
+                print(f"{r['decision']}  {r['score']:10.5g}  {r['path']}")
+        print(f"{len(rows)} scored ({ng} NG), {len(failed)} unreadable", file=sys.stderr)
+    if not rows and files:
+        raise CliError("none of the images could be read")
+    return EXIT_UNREADABLE if failed and args.strict else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    registry = _registry()
+    if args.action == "list":
+        entries = registry.list()
+        if args.json:
+            _print_json([_entry_summary(e) | {"versions": len(registry.versions(e.name))} for e in entries])
+        elif not entries:
+            print(f"no models yet in {registry.root}")
+        else:
+            print(f"{'name':28s} {'ver':>4s} {'method':16s} {'threshold':>10s}  created")
+            for e in entries:
+                print(f"{e.name:28s} {e.version:4d} {e.info.method:16s} {e.info.threshold.value:10.4g}  {e.info.created}")
+        return 0
+    if not args.model:
+        raise CliError(f"models {args.action} needs a model name")
+    if args.action == "show":
+        from inspector.engine.bundle import read_info
+
+        path = registry.resolve(args.model)
+        info = read_info(path)
+        versions = [_entry_summary(e) for e in registry.versions(info.name)] if info.name in registry.names() else []
+        data = {"path": str(path), **info.to_dict(), "versions": versions}
+        if args.json:
+            _print_json(data)
+        else:
+            print(json.dumps(data, indent=2, default=str))
+        return 0
+    if args.action == "delete":
+        name, _, version = args.model.partition("@")
+        count = registry.delete(name, int(version.lstrip("v")) if version else None)
+        if args.json:
+            _print_json({"deleted": count})
+        else:
+            print(f"deleted {count} model file(s) of '{name}'")
+        return 0
+    if args.action == "rename":
+        if not args.new_name:
+            raise CliError("models rename needs NAME NEW_NAME")
+        registry.rename(args.model, args.new_name)
+        print(f"renamed '{args.model}' to '{args.new_name}'")
+        return 0
+    if args.action == "export":
+        import shutil
+
+        if not args.new_name:
+            raise CliError("models export needs MODEL DESTINATION")
+        dest = shutil.copy2(registry.resolve(args.model), args.new_name)
+        print(f"exported to {dest}")
+        return 0
+    raise CliError(f"unknown action {args.action}")
+
+
+def _entry_summary(e) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "version": e.version,
+        "path": str(e.path),
+        "method": e.info.method,
+        "created": e.info.created,
+        "parent": e.info.parent,
+        "threshold": e.info.threshold.value,
+        "image_size": e.info.image_size,
+        "dataset": e.info.training.get("dataset"),
+        "metrics": e.info.metrics,
+    }
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from inspector.models import get_method, method_names
+
+    rows = []
+    for name in method_names():
+        cls = get_method(name)
+        rows.append({"name": name, "description": cls.description, "defaults": dataclasses.asdict(cls.Config())})
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['name']:22s} {row['description']}")
+            print(" " * 23 + ", ".join(f"{k}={v}" for k, v in row["defaults"].items()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo project: ELPV solar cells, a GANomaly trained on them if none exists yet, its report."""
+    from inspector.data.elpv import materialise_elpv
+    from inspector.engine import paths
+    from inspector.engine.registry import RegistryError
+    from inspector.engine.workflow import DEMO_MODEL, demo_data_dir
+
+    data = demo_data_dir()
+    print(f"demo data: {data}", file=sys.stderr)
+    bar = ProgressBar("preparing ELPV", True)
+    materialise_elpv(data, progress=lambda d, t: bar.update(d, t))
+    bar.close()
+    try:
+        _registry().latest(DEMO_MODEL)
+    except RegistryError:
+        print(f"training the demo model '{DEMO_MODEL}' (first start only) ...", file=sys.stderr)
+        rc = main(["train", str(data), "--method", args.method, "--name", DEMO_MODEL, "--epochs", str(args.epochs)])
+        if rc:
+            return rc
+    out = paths.data_dir() / "reports" / DEMO_MODEL
+    return main(["eval", DEMO_MODEL, str(data), "--out", str(out)])
+
+
+# --- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from inspector import __version__
+
+    p = argparse.ArgumentParser(prog="inspector", description="Visual inspection with GAN anomaly detection.")
+    p.add_argument("--version", action="version", version=f"inspector {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="prepare datasets").add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    elpv = data.add_parser("elpv", help="materialise the ELPV solar-cell set (elpv-dataset package) as an MVTec layout")
+    elpv.add_argument("--out", required=True, help="folder to write")
+    elpv.add_argument("--seed", type=int, default=0)
+    elpv.add_argument("--json", action="store_true")
+    elpv.set_defaults(func=cmd_data_elpv)
+
+    t = sub.add_parser("train", help="train a model on the good images of a dataset folder")
+    t.add_argument("data", metavar="DATA_DIR", help="MVTec layout, folder + labels.csv, or a flat folder of good images")
+    t.add_argument("--method", default="ganomaly", help="see `inspector methods`")
+    t.add_argument("--image-size", type=int, help="input size in pixels, a power of two 32..256 (method default)")
+    t.add_argument("--channels", type=int, choices=(1, 3), help="1 = gray, 3 = RGB (method default)")
+    t.add_argument("--epochs", type=int, default=15)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    t.add_argument("--name", help="registry name (default: DATASET-METHOD); an existing name gets a new version")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method hyper-parameter (repeatable)")
+    t.add_argument("--augment", action="store_true", help="random flips during training")
+    t.add_argument("--threshold-mode", default="good-quantile", choices=("good-quantile", "synthetic-f1"))
+    t.add_argument("--false-alarm-rate", type=float, default=0.02, help="target false alarms on held-out good images")
+    t.add_argument("--init-from", metavar="MODEL", help="fine-tune from this model (becomes the parent version)")
+    t.add_argument("--restart", action="store_true", help="ignore a checkpoint of an interrupted run")
+    t.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a model on a dataset's test split")
+    e.add_argument("model", metavar="MODEL", help="registry name[@vN] or model file")
+    e.add_argument("data", metavar="DATA_DIR")
+    e.add_argument("--out", metavar="REPORT_DIR", help="write ROC, histogram, confusion matrix, overlays, scores.csv")
+    e.add_argument("--overlays", type=int, default=24, help="how many overlay images the report gets")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--seed", type=int, default=0, help="split seed for folders without a fixed split")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    pr = sub.add_parser("predict", help="score images or folders")
+    pr.add_argument("model", metavar="MODEL")
+    pr.add_argument("paths", metavar="PATH", nargs="+")
+    pr.add_argument("--out", metavar="DIR", help="write overlay PNGs here")
+    pr.add_argument("--csv", metavar="FILE", help="write scores and decisions as CSV")
+    pr.add_argument("--opacity", type=float, default=0.5)
+    pr.add_argument("--recursive", action="store_true")
+    pr.add_argument("--batch-size", type=int, default=16)
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--strict", action="store_true", help=f"exit {EXIT_UNREADABLE} when any file was unreadable")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_predict)
+
+    m = sub.add_parser("models", help="the model registry: list | show | delete | rename | export")
+    m.add_argument("action", choices=("list", "show", "delete", "rename", "export"))
+    m.add_argument("model", nargs="?", metavar="MODEL", help="name, name@vN or file")
+    m.add_argument("new_name", nargs="?", metavar="NEW_NAME|DEST")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+
+    me = sub.add_parser("methods", help="list the methods with their defaults")
+    me.add_argument("--json", action="store_true")
+    me.set_defaults(func=cmd_methods)
+
+    d = sub.add_parser("demo", help="prepare the ELPV demo project, train its model if needed, write its report")
+    d.add_argument("--method", default="ganomaly")
+    d.add_argument("--epochs", type=int, default=15)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 — one clear line instead of a traceback
+        if os.environ.get("INSPECTOR_DEBUG"):
+            raise
+        message = str(e) or type(e).__name__
+        if isinstance(e, KeyError) and e.args:
+            message = str(e.args[0])
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Training, scoring, model files and the registry, on small synthetic parts."""
+
+import numpy as np
+import pytest
+import torch
+
+from inspector.data.images import list_images, read_image
+from inspector.data.synthetic import paint_defect
+from inspector.engine import metrics
+from inspector.engine.bundle import ModelBundle, ModelFileError
+from inspector.engine.events import CancelToken, Cancelled, TrainProgress
+from inspector.engine.predictor import Predictor
+from inspector.engine.registry import ModelRegistry, RegistryError
+from inspector.engine.trainer import SampleReconstructions, TrainConfig, Trainer
+from inspector.models import StepContext, create_model
+from tests.conftest import make_part
+
+
+def test_training_steps_reduce_the_generator_loss():
+    torch.manual_seed(0)
+    model = create_model("ganomaly", image_size=32, channels=1, width=16, nz=32)
+    model.configure_optimizers()
+    rng = np.random.default_rng(1)
+    batch = torch.from_numpy(np.stack([make_part(rng, 32) for _ in range(16)])[:, None]).float() / 127.5 - 1
+    ctx = StepContext(torch.device("cpu"))
+    losses = [model.training_step(batch, ctx)["g_loss"] for _ in range(40)]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+@pytest.mark.parametrize("size,channels", [(32, 1), (64, 3)])
+def test_score_shapes_and_ranges(size, channels):
+    model = create_model("ganomaly", image_size=size, channels=channels, width=8, nz=16).eval()
+    with torch.no_grad():
+        out = model.score(torch.rand(3, channels, size, size) * 2 - 1)
+    assert out.image_score.shape == (3,)
+    assert out.anomaly_map.shape == (3, size, size)
+    assert out.reconstruction.shape == (3, channels, size, size)
+    assert out.reconstruction.min() >= -1 and out.reconstruction.max() <= 1
+    assert (out.anomaly_map >= 0).all()
+
+
+def test_planted_defect_scores_above_good_parts_and_map_peaks_inside(tiny_bundle):
+    predictor = Predictor(tiny_bundle, "cpu")
+    rng = np.random.default_rng(123)
+    good = [make_part(rng) for _ in range(12)]
+    defects = [paint_defect(make_part(rng), rng, kind="blob", scale=1.5) for _ in range(12)]
+    good_scores = [p.score for p in predictor.predict_batch(good)]
+    bad = predictor.predict_batch([d for d, _ in defects])
+    assert metrics.auroc([0] * 12 + [1] * 12, good_scores + [p.score for p in bad]) > 0.9
+    inside = [p.anomaly_map[m > 0].mean() > p.anomaly_map[m == 0].mean() for p, (_, m) in zip(bad, defects)]
+    assert np.mean(inside) >= 0.9
+
+
+def test_prediction_shapes_follow_the_input_image(tiny_bundle):
+    predictor = Predictor(tiny_bundle, "cpu")
+    rgb = np.dstack([make_part(np.random.default_rng(5), 96)[:, :80]] * 3)
+    p = predictor.predict(rgb)
+    assert p.anomaly_map.shape == (96, 80) and p.heat.shape == (96, 80)
+    assert 0 <= p.heat.min() and p.heat.max() <= 1
+    assert p.overlay(0.5).shape == (96, 80, 3)
+    assert p.decision in ("OK", "NG") and p.is_anomalous == (p.score > p.threshold)
+
+
+def test_calibrated_threshold_is_stored_and_sane(tiny_bundle):
+    t = tiny_bundle.info.threshold
+    assert t.method == "good-quantile" and np.isfinite(t.value)
+    cal = tiny_bundle.info.metrics["calibration"]
+    assert cal["holdout_false_alarm_rate"] <= 0.25
+    assert cal["synthetic_image_auroc"] > 0.7
+    assert tiny_bundle.info.map_scale["high"] > tiny_bundle.info.map_scale["low"]
+
+
+def test_model_file_round_trip_gives_identical_scores(tiny_bundle, tmp_path, parts_dir):
+    path = tiny_bundle.save(tmp_path / "m.inspector")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.inspector"]  # no temp file left behind
+    loaded = ModelBundle.load(path)
+    assert loaded.info.to_dict() == tiny_bundle.info.to_dict()
+    images = [read_image(p) for p in list_images(parts_dir)[:6]]
+    a = [p.score for p in Predictor(tiny_bundle, "cpu").predict_batch(images)]
+    b = [p.score for p in Predictor(loaded, "cpu").predict_batch(images)]
+    assert a == b
+
+
+def test_broken_model_files_give_clear_errors(tiny_bundle, tmp_path):
+    path = tiny_bundle.save(tmp_path / "m.inspector")
+    truncated = tmp_path / "t.inspector"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ModelFileError, match="t.inspector"):
+        ModelBundle.load(truncated)
+    with pytest.raises(ModelFileError, match="not found"):
+        ModelBundle.load(tmp_path / "missing.inspector")
+
+
+def test_cancel_stops_training_and_resume_continues_from_the_checkpoint(parts_dir, tmp_path):
+    files = list_images(parts_dir)
+    config = TrainConfig(image_size=32, epochs=3, batch_size=8, device="cpu", params={"width": 8, "nz": 16})
+    checkpoint = tmp_path / "run.ckpt"
+    cancel = CancelToken()
+    seen = []
+
+    def on_event(e):
+        if isinstance(e, SampleReconstructions):
+            seen.append(e.epoch)
+            cancel.cancel()  # stop right after the first epoch's checkpoint
+
+    with pytest.raises(Cancelled):
+        Trainer(config, on_event, cancel, checkpoint).fit(files)
+    assert seen == [1] and checkpoint.is_file()
+
+    epochs = []
+    Trainer(config, lambda e: epochs.append(e.epoch) if isinstance(e, TrainProgress) and e.phase == "train" else None,
+            checkpoint_path=checkpoint).fit(files)
+    assert min(epochs) == 2 and max(epochs) == 3
+    assert not checkpoint.exists()  # a finished run removes its checkpoint
+
+
+def test_unreadable_training_images_are_skipped_and_reported(parts_dir, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG broken")
+    config = TrainConfig(image_size=32, epochs=1, batch_size=8, device="cpu", params={"width": 8, "nz": 16})
+    bundle = Trainer(config).fit(list_images(parts_dir)[:12] + [bad])
+    assert bundle.info.training["skipped"] == [[str(bad), "not a decodable image (corrupt, truncated or unsupported format)"]]
+
+
+def test_registry_versions_resolve_rename_delete(tiny_bundle, tmp_path):
+    reg = ModelRegistry(tmp_path / "models")
+    assert reg.add(tiny_bundle, "line-a").version == 1
+    second = reg.add(tiny_bundle, "line-a", parent="line-a@v1")
+    assert second.version == 2 and second.info.parent == "line-a@v1"
+    assert reg.resolve("line-a") == second.path
+    assert reg.resolve("line-a@v1").name == "v1.inspector"
+    assert [e.version for e in reg.versions("line-a")] == [1, 2]
+    reg.rename("line-a", "line-b")
+    assert reg.names() == ["line-b"] and reg.latest("line-b").info.name == "line-b"
+    assert reg.delete("line-b", 1) == 1 and [e.version for e in reg.versions("line-b")] == [2]
+    reg.delete("line-b")
+    assert reg.names() == []
+    with pytest.raises(RegistryError):
+        reg.resolve("line-b")
+    with pytest.raises(RegistryError):
+        reg.add(tiny_bundle, "bad name/with slash")
