@@ -11,6 +11,13 @@ from inspector.models.base import AnomalyModel
 
 _METHODS: dict[str, str] = {
     "ganomaly": "inspector.models.ganomaly",
+    "skip-ganomaly": "inspector.models.skip_ganomaly",
+    "inpaint-skip-ganomaly": "inspector.models.inpaint_skip_ganomaly",
+    "bigan": "inspector.models.bigan",
+    "patch-ganomaly": "inspector.models.patch_ganomaly",
+    "tl-ganomaly": "inspector.models.tl_ganomaly",
+    "autoencoder": "inspector.models.autoencoder",
+    "transgan": "inspector.models.transgan",
 }
 
 DEFAULT_METHOD = "ganomaly"
