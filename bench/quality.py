@@ -1,0 +1,232 @@
+"""Quality benchmark: train each method on the ELPV good cells, evaluate on the held-out test split.
+
+Per method it reports image AUROC, average precision, best F1, the false-alarm rate on good
+cells at 90 % detection, F1 and the confusion matrix at the threshold stored in the model
+(chosen by the trainer from held-out good training images only), pixel AUROC of synthetic
+defects painted on the test-good cells, training time and training images/s.
+
+Everything goes through the public engine API: ``Trainer`` trains and calibrates,
+``Predictor`` scores (the same code path as the app), ``metrics`` computes the figures.
+
+    INSPECTOR_THREADS=2 python bench/quality.py --methods ganomaly --image-size 64 --epochs 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    OUT_DIR,
+    add_common_arguments,
+    apply_threads,
+    command_line,
+    default_out,
+    describe_machine,
+    format_table,
+    machine_info,
+    method_params,
+    select_methods,
+    write_results,
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--data", type=Path, default=OUT_DIR / "elpv", help="ELPV copy in MVTec layout, made if missing (default bench/out/elpv)")
+    parser.add_argument("--image-size", type=int, default=64, help="model input size in pixels (default 64)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's default)")
+    parser.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the trainer's default)")
+    parser.add_argument("--threshold-mode", default=None, help="good-quantile | synthetic-f1 (default: the trainer's default)")
+    parser.add_argument("--save-models", type=Path, default=None, help="folder to save each trained model file in")
+    parser.add_argument("--model", type=Path, action="append", default=[], help="evaluate this model file instead of training (repeatable)")
+    return parser.parse_args(argv)
+
+
+def open_data(path: Path):
+    from inspector.data import elpv_available, materialise_elpv, open_dataset
+
+    marker = path / ".elpv-complete"
+    if marker.is_file() or (path / "train" / "good").is_dir():
+        return open_dataset(path)
+    if not elpv_available():
+        raise SystemExit(f"no dataset at {path} and the elpv-dataset package is not installed (pip install elpv-dataset)")
+    print(f"materialising ELPV into {path} ...", flush=True)
+    return materialise_elpv(path)
+
+
+def train(method: str, args, dataset):
+    """Train and calibrate with the Trainer; returns the bundle, seconds and training images/s."""
+    from inspector.engine.events import TrainProgress
+    from inspector.engine.trainer import TrainConfig, Trainer
+
+    options = dict(method=method, image_size=args.image_size, seed=args.seed, device=args.device, params=method_params(method, args.param))
+    for key in ("epochs", "batch_size", "threshold_mode"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    config = TrainConfig(**options)
+    rates: list[float] = []
+    last_epoch = [0]
+
+    def on_event(event) -> None:
+        if isinstance(event, TrainProgress) and event.phase == "train":
+            rates.append(event.images_per_s)
+            if event.epoch != last_epoch[0] and event.step % max(event.steps // event.epochs, 1) == 0:
+                last_epoch[0] = event.epoch
+                losses = " ".join(f"{k}={v:.4f}" for k, v in event.losses.items())
+                print(f"  [{method}] epoch {event.epoch}/{event.epochs}  {event.images_per_s:.1f} img/s  {losses}", flush=True)
+
+    started = time.perf_counter()
+    bundle = Trainer(config, on_event=on_event).fit(
+        [s.path for s in dataset.train], data_info={"dataset": str(dataset.root), "fingerprint": dataset.fingerprint()}
+    )
+    seconds = time.perf_counter() - started
+    # the trainer's rate is cumulative over the run, so its last value is the whole run's average
+    return bundle, seconds, (rates[-1] if rates else float("nan"))
+
+
+def evaluate(bundle, dataset, seed: int, device: str) -> dict:
+    import numpy as np
+
+    from inspector.data import make_defect_set, read_image
+    from inspector.data.datasets import DEFECT, GOOD
+    from inspector.engine import metrics
+    from inspector.engine.predictor import Predictor
+
+    predictor = Predictor(bundle, device)
+    samples = [s for s in dataset.test if s.label in (GOOD, DEFECT)]
+    labels = np.array([s.label for s in samples])
+    scores = np.full(len(samples), np.nan)
+    index = {s.path: i for i, s in enumerate(samples)}
+    started = time.perf_counter()
+    for path, result in predictor.predict_paths([s.path for s in samples], batch_size=32):
+        if isinstance(result, Exception):
+            print(f"  skipped {path}: {result}", flush=True)
+            continue
+        scores[index[path]] = result.score
+    score_seconds = time.perf_counter() - started
+    ok = ~np.isnan(scores)
+    detection = metrics.detection_metrics(labels[ok], scores[ok], predictor.threshold)
+
+    # localisation: synthetic defects on the test-good cells, maps at the images' own resolution
+    good = [read_image(s.path) for s in samples if s.label == GOOD]
+    defects = make_defect_set(good, n=len(good), seed=seed)
+    maps, defect_scores = [], []
+    for i in range(0, len(defects), 32):
+        for prediction in predictor.predict_batch([image for image, _ in defects[i : i + 32]]):
+            maps.append(prediction.anomaly_map)
+            defect_scores.append(prediction.score)
+    masks = [mask for _, mask in defects]
+    good_scores = scores[ok & (labels == GOOD)]
+    synthetic_labels = np.r_[np.zeros(len(good_scores)), np.ones(len(defect_scores))]
+    return {
+        **detection.to_dict(),
+        "pixel_auroc_synthetic": metrics.pixel_auroc(masks, maps),
+        "image_auroc_synthetic": metrics.auroc(synthetic_labels, np.r_[good_scores, defect_scores]),
+        "score_images_per_s": float(ok.sum() / score_seconds),
+        "scores": {"good": good_scores.tolist(), "defect": scores[ok & (labels == DEFECT)].tolist()},
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = command_line()  # before --threads sets the variable, so it is not printed twice
+    threads = apply_threads(args.threads)
+    methods = select_methods(args.methods) if not args.model else []
+    dataset = open_data(args.data)
+    machine = machine_info(args.device)
+    print(f"command: {command}")
+    print(describe_machine(machine))
+    counts = dataset.counts()
+    print(f"data: {dataset.root} ({counts['train_good']} train good, {counts['test_good']} test good, {counts['test_defect']} test defect)\n")
+
+    jobs = [(m, None) for m in methods]
+    if args.model:
+        from inspector.engine.bundle import ModelBundle
+
+        jobs = [(None, path) for path in args.model]
+    results = {}
+    for method, model_path in jobs:
+        if model_path is not None:
+            from inspector.engine.bundle import ModelBundle
+
+            bundle = ModelBundle.load(model_path)
+            method = bundle.info.method
+            key = f"{method}:{model_path.name}"
+            seconds = bundle.info.training.get("duration_s", float("nan"))
+            rate = float("nan")
+            print(f"[{key}] evaluating {model_path}", flush=True)
+        else:
+            key = method
+            print(f"[{method}] training ({args.image_size} px) ...", flush=True)
+            bundle, seconds, rate = train(method, args, dataset)
+            if args.save_models:
+                args.save_models.mkdir(parents=True, exist_ok=True)
+                bundle.save(args.save_models / f"{method}-{args.image_size}px-s{args.seed}.inspector")
+        result = evaluate(bundle, dataset, args.seed, args.device)
+        result.update(
+            method=method,
+            image_size=bundle.info.image_size,
+            config=bundle.info.config,
+            threshold_info=bundle.info.threshold.to_dict(),
+            calibration=bundle.info.metrics.get("calibration", {}),
+            train_seconds=seconds,
+            train_images_per_s=rate,
+            epochs=bundle.info.training.get("config", {}).get("epochs"),
+        )
+        results[key] = result
+        c = result["confusion"]
+        print(
+            f"[{key}] AUROC {result['image_auroc']:.3f}  AP {result['average_precision']:.3f}  best F1 {result['best_f1']:.3f}  "
+            f"at stored threshold {result['threshold']:.4g}: F1 {result['f1']:.3f}  "
+            f"(good→OK {c['tn']}, good→NG {c['fp']}, defect→OK {c['fn']}, defect→NG {c['tp']})",
+            flush=True,
+        )
+
+    rows = []
+    for key, r in results.items():
+        c = r["confusion"]
+        rows.append(
+            {
+                "method": key, "px": r["image_size"], "epochs": r["epochs"], "auroc": r["image_auroc"], "ap": r["average_precision"],
+                "bf1": r["best_f1"], "far90": r["false_alarm_at_90_recall"], "f1": r["f1"], "far": r["false_alarm_rate"],
+                "cm": f"{c['tn']}/{c['fp']}/{c['fn']}/{c['tp']}", "pix": r["pixel_auroc_synthetic"],
+                "train_s": r["train_seconds"], "rate": r["train_images_per_s"],
+            }
+        )
+    print()
+    print(
+        format_table(
+            rows,
+            [
+                ("method", "method"), ("px", "px"), ("epochs", "epochs"), ("auroc", "AUROC"), ("ap", "AP"), ("bf1", "best F1"),
+                ("far90", "FAR@90%det"), ("f1", "F1@thr"), ("far", "FAR@thr"), ("cm", "TN/FP/FN/TP@thr"),
+                ("pix", "pixAUROC(syn)"), ("train_s", "train s"), ("rate", "train img/s"),
+            ],
+        )
+    )
+    print("\nconfusion matrices at the stored threshold (rows: truth, columns: decision)")
+    for key, r in results.items():
+        c = r["confusion"]
+        width = max(len(str(v)) for v in c.values())
+        print(f"  {key} (threshold {r['threshold']:.4g}, {r['threshold_info']['method']})")
+        print(f"    {'':8} {'OK':>{width}} {'NG':>{width}}")
+        print(f"    {'good':8} {c['tn']:>{width}} {c['fp']:>{width}}")
+        print(f"    {'defect':8} {c['fn']:>{width}} {c['tp']:>{width}}")
+
+    out = write_results(
+        args.out or default_out("quality"),
+        {"benchmark": "quality", "command": command, "machine": machine, "threads": threads, "data": {"root": str(dataset.root), **counts}, "results": results},
+    )
+    print(f"\nresults: {out}")
+    print(f"command: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
