@@ -47,16 +47,32 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def select_methods(text: str | None) -> list[str]:
-    from inspector.models import method_names
+    """Methods named in ``--methods``, or every registered method whose package imports.
+
+    A registered name whose package is not there yet (or fails to import) is reported and
+    left out of the default list; naming it explicitly is an error.
+    """
+    from inspector.models import get_method, method_names
 
     available = method_names()
-    if not text:
-        return available
-    chosen = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in available]
-    if unknown:
-        raise SystemExit(f"unknown method(s): {', '.join(unknown)}; available: {', '.join(available)}")
-    return chosen
+    if text:
+        chosen = [m.strip() for m in text.split(",") if m.strip()]
+        unknown = [m for m in chosen if m not in available]
+        if unknown:
+            raise SystemExit(f"unknown method(s): {', '.join(unknown)}; available: {', '.join(available)}")
+    else:
+        chosen = available
+    usable = []
+    for name in chosen:
+        try:
+            get_method(name)
+        except Exception as e:  # noqa: BLE001 — any import failure means: cannot benchmark it
+            if text:
+                raise SystemExit(f"method {name} cannot be loaded: {type(e).__name__}: {e}") from None
+            print(f"skipping method {name}: cannot be loaded ({type(e).__name__}: {e})", flush=True)
+            continue
+        usable.append(name)
+    return usable
 
 
 def _parse_value(text: str) -> Any:

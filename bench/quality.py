@@ -133,6 +133,45 @@ def evaluate(bundle, dataset, seed: int, device: str) -> dict:
     }
 
 
+def run_one(method, model_path, args, dataset) -> tuple[str, dict]:
+    """Train (or load) one model and evaluate it; returns (key, results)."""
+    if model_path is not None:
+        from inspector.engine.bundle import ModelBundle
+
+        bundle = ModelBundle.load(model_path)
+        method = bundle.info.method
+        key = f"{method}:{model_path.name}"
+        seconds = bundle.info.training.get("duration_s", float("nan"))
+        rate = float("nan")
+        print(f"[{key}] evaluating {model_path}", flush=True)
+    else:
+        key = method
+        print(f"[{method}] training ({args.image_size} px) ...", flush=True)
+        bundle, seconds, rate = train(method, args, dataset)
+        if args.save_models:
+            args.save_models.mkdir(parents=True, exist_ok=True)
+            bundle.save(args.save_models / f"{method}-{args.image_size}px-s{args.seed}.inspector")
+    result = evaluate(bundle, dataset, args.seed, args.device)
+    result.update(
+        method=method,
+        image_size=bundle.info.image_size,
+        config=bundle.info.config,
+        threshold_info=bundle.info.threshold.to_dict(),
+        calibration=bundle.info.metrics.get("calibration", {}),
+        train_seconds=seconds,
+        train_images_per_s=rate,
+        epochs=bundle.info.training.get("config", {}).get("epochs"),
+    )
+    c = result["confusion"]
+    print(
+        f"[{key}] AUROC {result['image_auroc']:.3f}  AP {result['average_precision']:.3f}  best F1 {result['best_f1']:.3f}  "
+        f"at stored threshold {result['threshold']:.4g}: F1 {result['f1']:.3f}  "
+        f"(good→OK {c['tn']}, good→NG {c['fp']}, defect→OK {c['fn']}, defect→NG {c['tp']})",
+        flush=True,
+    )
+    return key, result
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = command_line()  # before --threads sets the variable, so it is not printed twice
@@ -145,48 +184,18 @@ def main(argv=None) -> int:
     counts = dataset.counts()
     print(f"data: {dataset.root} ({counts['train_good']} train good, {counts['test_good']} test good, {counts['test_defect']} test defect)\n")
 
-    jobs = [(m, None) for m in methods]
-    if args.model:
-        from inspector.engine.bundle import ModelBundle
-
-        jobs = [(None, path) for path in args.model]
+    jobs = [(None, path) for path in args.model] if args.model else [(m, None) for m in methods]
     results = {}
+    errors = {}
     for method, model_path in jobs:
-        if model_path is not None:
-            from inspector.engine.bundle import ModelBundle
-
-            bundle = ModelBundle.load(model_path)
-            method = bundle.info.method
-            key = f"{method}:{model_path.name}"
-            seconds = bundle.info.training.get("duration_s", float("nan"))
-            rate = float("nan")
-            print(f"[{key}] evaluating {model_path}", flush=True)
-        else:
-            key = method
-            print(f"[{method}] training ({args.image_size} px) ...", flush=True)
-            bundle, seconds, rate = train(method, args, dataset)
-            if args.save_models:
-                args.save_models.mkdir(parents=True, exist_ok=True)
-                bundle.save(args.save_models / f"{method}-{args.image_size}px-s{args.seed}.inspector")
-        result = evaluate(bundle, dataset, args.seed, args.device)
-        result.update(
-            method=method,
-            image_size=bundle.info.image_size,
-            config=bundle.info.config,
-            threshold_info=bundle.info.threshold.to_dict(),
-            calibration=bundle.info.metrics.get("calibration", {}),
-            train_seconds=seconds,
-            train_images_per_s=rate,
-            epochs=bundle.info.training.get("config", {}).get("epochs"),
-        )
+        key = method or str(model_path)
+        try:
+            key, result = run_one(method, model_path, args, dataset)
+        except Exception as e:  # noqa: BLE001 — one broken method must not cost the others' results
+            print(f"[{key}] FAILED: {type(e).__name__}: {e}", flush=True)
+            errors[key] = f"{type(e).__name__}: {e}"
+            continue
         results[key] = result
-        c = result["confusion"]
-        print(
-            f"[{key}] AUROC {result['image_auroc']:.3f}  AP {result['average_precision']:.3f}  best F1 {result['best_f1']:.3f}  "
-            f"at stored threshold {result['threshold']:.4g}: F1 {result['f1']:.3f}  "
-            f"(good→OK {c['tn']}, good→NG {c['fp']}, defect→OK {c['fn']}, defect→NG {c['tp']})",
-            flush=True,
-        )
 
     rows = []
     for key, r in results.items():
@@ -221,11 +230,13 @@ def main(argv=None) -> int:
 
     out = write_results(
         args.out or default_out("quality"),
-        {"benchmark": "quality", "command": command, "machine": machine, "threads": threads, "data": {"root": str(dataset.root), **counts}, "results": results},
+        {"benchmark": "quality", "command": command, "machine": machine, "threads": threads, "data": {"root": str(dataset.root), **counts}, "results": results, "errors": errors},
     )
+    for key, error in errors.items():
+        print(f"FAILED {key}: {error}")
     print(f"\nresults: {out}")
     print(f"command: {command}")
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -112,10 +112,27 @@ def inference_speed(predictor, images, batch: int, seconds: float, at_model_size
     return statistics.median(rates)
 
 
-def main(argv=None) -> int:
+def measure(method: str, size: int, args, images, paths, batches, threads) -> dict:
     from inspector.engine.predictor import Predictor
     from inspector.engine.preprocess import resize_to_model
 
+    train_rate, bundle = train_speed(method, size, args, paths)
+    predictor = Predictor(bundle, args.device)
+    channels = bundle.info.channels
+    small = [resize_to_model(im, predictor.model.input_size(*im.shape[:2]), channels) for im in images]
+    row = {"method": method, "size": size, "threads": threads, "train": train_rate}
+    for b in batches:
+        row[f"e2e_b{b}"] = inference_speed(predictor, images, b, args.seconds, at_model_size=False)
+        row[f"model_b{b}"] = inference_speed(predictor, small, b, args.seconds, at_model_size=True)
+    print(
+        f"[{method} {size}px] train {train_rate:.1f} img/s; "
+        + "; ".join(f"batch {b}: {row[f'e2e_b{b}']:.1f} img/s end-to-end, {row[f'model_b{b}']:.1f} at model size" for b in batches),
+        flush=True,
+    )
+    return row
+
+
+def main(argv=None) -> int:
     args = parse_args(argv)
     command = command_line()  # before --threads sets the variable, so it is not printed twice
     threads = apply_threads(args.threads)
@@ -127,24 +144,16 @@ def main(argv=None) -> int:
     print(f"command: {command}")
     print(describe_machine(machine), "\n", flush=True)
 
-    rows = []
+    rows, errors = [], {}
     for method in methods:
         for size in sizes:
-            train_rate, bundle = train_speed(method, size, args, paths)
-            predictor = Predictor(bundle, args.device)
-            channels = bundle.info.channels
-            small = [resize_to_model(im, predictor.model.input_size(*im.shape[:2]), channels) for im in images]
-            row = {"method": method, "size": size, "threads": threads, "train": train_rate}
-            for b in batches:
-                row[f"e2e_b{b}"] = inference_speed(predictor, images, b, args.seconds, at_model_size=False)
-                row[f"model_b{b}"] = inference_speed(predictor, small, b, args.seconds, at_model_size=True)
-            row["latency_ms_b1"] = 1000.0 / row[f"e2e_b{batches[0]}"] if batches[0] == 1 else None
+            try:
+                row = measure(method, size, args, images, paths, batches, threads)
+            except Exception as e:  # noqa: BLE001 — one broken method must not cost the others' results
+                print(f"[{method} {size}px] FAILED: {type(e).__name__}: {e}", flush=True)
+                errors[f"{method}@{size}"] = f"{type(e).__name__}: {e}"
+                continue
             rows.append(row)
-            print(
-                f"[{method} {size}px] train {train_rate:.1f} img/s; "
-                + "; ".join(f"batch {b}: {row[f'e2e_b{b}']:.1f} img/s end-to-end, {row[f'model_b{b}']:.1f} at model size" for b in batches),
-                flush=True,
-            )
 
     columns = [("method", "method"), ("size", "px"), ("threads", "threads"), ("train", "train img/s")]
     for b in batches:
@@ -164,11 +173,14 @@ def main(argv=None) -> int:
             "threads": threads,
             "settings": {"warmup": args.warmup, "steps": args.steps, "train_batch": args.train_batch, "seconds": args.seconds},
             "results": rows,
+            "errors": errors,
         },
     )
+    for key, error in errors.items():
+        print(f"FAILED {key}: {error}")
     print(f"\nresults: {out}")
     print(f"command: {command}")
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
