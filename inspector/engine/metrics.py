@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -16,13 +15,20 @@ def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties sharing their mean rank (as scipy.stats.rankdata)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)
+    return ((last - counts + 1 + last) / 2.0)[inverse]
+
+
 def auroc(labels, scores) -> float:
     """Area under the ROC curve (Mann–Whitney U with tied ranks averaged); nan if one class is missing."""
     y, s = _check(labels, scores)
     n_pos, n_neg = int(y.sum()), int((1 - y).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(s)
+    ranks = _average_ranks(s)
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
