@@ -1,0 +1,110 @@
+"""Skip-GANomaly, its inpainting variant and the autoencoder baseline, on small synthetic parts."""
+
+import numpy as np
+import pytest
+import torch
+
+from inspector.data.images import list_images, read_image
+from inspector.data.synthetic import paint_defect
+from inspector.engine import metrics
+from inspector.engine.bundle import ModelBundle
+from inspector.engine.predictor import Predictor
+from inspector.engine.trainer import TrainConfig, Trainer
+from inspector.models import StepContext, create_model
+from inspector.models.inpaint_skip_ganomaly.masks import grid_masks, random_masks
+from tests.conftest import make_part
+
+METHODS = ["skip-ganomaly", "inpaint-skip-ganomaly", "autoencoder"]
+# tiny networks and a high learning rate so each trains in a few seconds on one CPU thread
+TINY = {
+    "skip-ganomaly": dict(epochs=30, params={"width": 16, "lr": 1e-3}),
+    "inpaint-skip-ganomaly": dict(epochs=30, params={"width": 16, "lr": 1e-3}),
+    "autoencoder": dict(epochs=40, params={"width": 16, "nz": 32, "lr": 1e-3}),
+}
+
+
+def _parts(n: int, size: int, seed: int) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(np.stack([make_part(rng, size) for _ in range(n)])[:, None]).float() / 127.5 - 1
+
+
+@pytest.fixture(scope="module", params=METHODS)
+def trained(request, parts_dir):
+    tiny = TINY[request.param]
+    config = TrainConfig(method=request.param, image_size=32, batch_size=8, device="cpu", epochs=tiny["epochs"], params=tiny["params"])
+    return Trainer(config).fit(list_images(parts_dir))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("size,channels", [(32, 1), (64, 3), (128, 1)])
+def test_score_shapes_and_ranges(method, size, channels):
+    model = create_model(method, image_size=size, channels=channels, width=4).eval()
+    with torch.no_grad():
+        out = model.score(torch.rand(2, channels, size, size) * 2 - 1)
+    assert out.image_score.shape == (2,) and torch.isfinite(out.image_score).all()
+    assert out.anomaly_map.shape == (2, size, size) and (out.anomaly_map >= 0).all()
+    assert out.reconstruction.shape == (2, channels, size, size)
+    assert out.reconstruction.min() >= -1 and out.reconstruction.max() <= 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_training_steps_reduce_the_main_loss(method):
+    torch.manual_seed(0)
+    model = create_model(method, image_size=32, channels=1, width=8, lr=1e-3)
+    model.configure_optimizers()
+    batch = _parts(16, 32, seed=1)
+    ctx = StepContext(torch.device("cpu"))
+    losses = [model.training_step(batch, ctx)[model.main_loss] for _ in range(30)]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_planted_defect_scores_above_good_parts_and_map_peaks_inside(trained):
+    predictor = Predictor(trained, "cpu")
+    rng = np.random.default_rng(123)
+    good = [make_part(rng) for _ in range(12)]
+    defects = [paint_defect(make_part(rng), rng, kind="blob", scale=1.5) for _ in range(12)]
+    good_scores = [p.score for p in predictor.predict_batch(good)]
+    bad = predictor.predict_batch([d for d, _ in defects])
+    assert metrics.auroc([0] * 12 + [1] * 12, good_scores + [p.score for p in bad]) > 0.9
+    inside = [p.anomaly_map[m > 0].mean() > p.anomaly_map[m == 0].mean() for p, (_, m) in zip(bad, defects)]
+    assert np.mean(inside) >= 0.9
+
+
+def test_model_file_round_trip_gives_identical_scores(trained, tmp_path, parts_dir):
+    loaded = ModelBundle.load(trained.save(tmp_path / "m.inspector"))
+    images = [read_image(p) for p in list_images(parts_dir)[:6]]
+    a = [p.score for p in Predictor(trained, "cpu").predict_batch(images)]
+    b = [p.score for p in Predictor(loaded, "cpu").predict_batch(images)]
+    assert a == b
+
+
+def test_combined_score_terms_are_scaled_by_good_images():
+    torch.manual_seed(0)
+    model = create_model("skip-ganomaly", image_size=32, channels=1, width=4).eval()
+    good = _parts(8, 32, seed=2)
+    with torch.no_grad():
+        model.calibrate([good[:4], good[4:]])
+        scores = model.score(good).image_score
+    assert torch.allclose(scores.mean(), torch.tensor(1.0), atol=1e-4)  # each term's good mean is 1
+
+
+def test_training_masks_cover_the_configured_area_and_the_grid_covers_each_pixel_once():
+    masks = random_masks(200, 64, np.random.default_rng(0), (0.1, 0.3), cells=8)
+    area = masks.mean(axis=(1, 2))
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+    assert 0.1 <= np.median(area) <= 0.3 and area.min() >= 0.05 and area.max() <= 0.5
+    assert (grid_masks(64, 8).sum(dim=0) == 1).all()
+
+
+def test_inpainting_falls_back_to_the_checkerboard_when_nothing_stands_out():
+    torch.manual_seed(0)
+    model = create_model("inpaint-skip-ganomaly", image_size=32, channels=1, width=4).eval()
+    x = _parts(3, 32, seed=3)
+    with torch.no_grad():
+        model.pixel_threshold.fill_(float("inf"))
+        recon, amap = model.project(x)
+        base = model.grid_reconstruction(x)
+        again = model.project(x)[1]
+    assert torch.equal(recon, base)
+    assert torch.equal(amap, again)  # deterministic
+    assert torch.allclose(amap, model.residual_map(x, base, sigma=1.0))
