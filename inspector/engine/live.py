@@ -1,0 +1,471 @@
+"""The live inspection loop, headless: the GUI's Live page and ``inspector live`` both run it.
+
+Two threads:
+
+* **capture** reads the source (``FrameSource.frames``: reconnection and back-off live there)
+  and puts each frame into a one-frame slot. For a camera-like source the newest frame replaces
+  an unread one (counted as dropped): when inference is slower than the camera, the loop
+  inspects the latest part, never a backlog, and memory stays flat. For a folder or a file read
+  as fast as possible the capture waits instead, so every frame is inspected.
+* **inference** takes the frame, crops the region of interest, scores it with the one
+  ``Predictor``, commits the result to the ``ResultsStore`` and only then reports it
+  (``on_result``): a result shown as done is a result on disk.
+
+The predictor can be swapped while running (``set_predictor``; or ``follow_registry`` to pick
+up promotions and rollbacks of a registered model); the next frame uses the new one. Events go
+through plain callbacks called from the loop's threads; the GUI turns them into Qt signals.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inspector.data.sources import Frame, FrameSource, SourceState, StateChange
+from inspector.engine.device import limit_threads
+from inspector.engine.events import CancelToken
+from inspector.engine.predictor import Prediction, Predictor
+from inspector.engine.results_store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+Roi = tuple[int, int, int, int]  # x, y, width, height in frame pixels
+
+
+def parse_roi(text: str | Sequence[int] | None) -> Roi | None:
+    """``"x,y,w,h"`` (or a 4-sequence) → a ROI; None or "" → the whole frame."""
+    if text is None or text == "":
+        return None
+    values = [v.strip() for v in text.split(",")] if isinstance(text, str) else list(text)
+    try:
+        x, y, w, h = (int(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"ROI must be x,y,w,h in pixels (four integers), got '{text}'") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise ValueError(f"ROI needs x, y >= 0 and a positive width and height, got '{text}'")
+    return x, y, w, h
+
+
+def clip_roi(roi: Roi | None, shape: tuple[int, ...]) -> Roi | None:
+    """The part of ``roi`` inside a frame of ``shape``; an error when nothing is left."""
+    if roi is None:
+        return None
+    h, w = shape[:2]
+    x, y, rw, rh = roi
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + rw), min(h, y + rh)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise ValueError(f"the ROI {x},{y},{rw},{rh} lies outside the {w}x{h} frame")
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def crop(image: np.ndarray, roi: Roi | None) -> np.ndarray:
+    if roi is None:
+        return image
+    x, y, w, h = roi
+    return image[y : y + h, x : x + w]
+
+
+@dataclass
+class LiveResult:
+    """One inspected frame: the verdict, as committed to the store."""
+
+    frame: Frame
+    prediction: Prediction  # of the inspected region (the ROI crop, or the whole frame)
+    roi: Roi | None
+    model: str  # registry name (or file stem)
+    model_version: int
+    record_id: int | None  # the store's row id (None without a store, or if writing failed)
+    latency_ms: float  # capture → committed
+    inference_ms: float
+    seq: int  # 1-based count of results in this run
+
+    @property
+    def decision(self) -> str:
+        return self.prediction.decision
+
+    @property
+    def score(self) -> float:
+        return self.prediction.score
+
+    @property
+    def threshold(self) -> float:
+        return self.prediction.threshold
+
+    @property
+    def model_ref(self) -> str:
+        return f"{self.model}@v{self.model_version}" if self.model_version else self.model
+
+    def overlay(self, opacity: float = 0.5) -> np.ndarray:
+        """The whole frame (RGB) with the heat map blended in over the inspected region."""
+        from inspector.engine.predictor import heat_overlay
+
+        full = self.frame.image
+        rgb = np.repeat(full[:, :, None], 3, axis=2) if full.ndim == 2 else full[:, :, :3].copy()
+        if self.roi is None:
+            return heat_overlay(rgb, self.prediction.heat, opacity)
+        x, y, w, h = self.roi
+        rgb[y : y + h, x : x + w] = heat_overlay(rgb[y : y + h, x : x + w], self.prediction.heat, opacity)
+        return rgb
+
+
+@dataclass
+class LiveStats:
+    inspected: int = 0
+    ng: int = 0
+    dropped: int = 0  # frames the source delivered that were replaced before inspection
+    errors: int = 0
+    fps: float = 0.0  # results per second over the last few seconds
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+    inference_ms: float = 0.0  # mean over the recent window
+    source_state: str = SourceState.CONNECTING.value
+    source_message: str = ""
+    paused: bool = False
+    running: bool = False
+    model: str = ""
+
+    @property
+    def ng_rate(self) -> float:
+        return self.ng / self.inspected if self.inspected else 0.0
+
+
+@dataclass
+class LiveError:
+    """Something went wrong with one frame (scoring or storing); the loop carries on."""
+
+    message: str
+    frame_id: int | None = None
+    exception: BaseException | None = field(default=None, repr=False)
+
+
+class _Slot:
+    """Holds at most one frame between the capture and the inference thread."""
+
+    def __init__(self, drop: bool) -> None:
+        self.drop = drop
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        with self._cond:
+            if not self.drop:
+                while self._frame is not None and not self._closed and not stop.is_set():
+                    self._cond.wait(0.1)
+                if self._frame is not None:  # stopping: the waiting frame stays uninspected
+                    return
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if self._frame is None and not self._closed:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        with self._cond:
+            return self._closed and self._frame is None
+
+
+class LiveInspector:
+    """Runs a source through a predictor into a results store, in two background threads.
+
+    ``start()`` returns at once; ``run()`` blocks until the source ends, ``max_frames`` results
+    are in, or ``stop()`` / the cancel token. Callbacks (called from the loop's threads):
+    ``on_result(LiveResult)`` after each commit, ``on_state(StateChange)`` when the source
+    connects / goes live / is lost / ends, ``on_error(LiveError)`` for a frame that failed,
+    ``on_paused(LiveResult | None)`` when the loop pauses (on NG when ``pause_on_ng``).
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        predictor: Predictor,
+        store: ResultsStore | None = None,
+        roi: Roi | None = None,
+        max_frames: int | None = None,
+        pause_on_ng: bool = False,
+        keep_recent_ng: int = 20,
+        on_result: Callable[[LiveResult], None] | None = None,
+        on_state: Callable[[StateChange], None] | None = None,
+        on_error: Callable[[LiveError], None] | None = None,
+        on_paused: Callable[[LiveResult | None], None] | None = None,
+        cancel: CancelToken | None = None,
+        stats_window: int = 300,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.roi = roi
+        self.max_frames = max_frames
+        self.pause_on_ng = pause_on_ng
+        self.on_result = on_result
+        self.on_state = on_state
+        self.on_error = on_error
+        self.on_paused = on_paused
+        self.cancel = cancel or CancelToken()
+        self.recent_ng: collections.deque[LiveResult] = collections.deque(maxlen=keep_recent_ng)
+        self._predictor = predictor
+        self._predictor_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._slot = _Slot(drop=source.drops_frames)
+        self._threads: list[threading.Thread] = []
+        self._stats_lock = threading.Lock()
+        self._stats = LiveStats()
+        self._latencies: collections.deque[float] = collections.deque(maxlen=stats_window)
+        self._inference: collections.deque[float] = collections.deque(maxlen=stats_window)
+        self._done_times: collections.deque[float] = collections.deque(maxlen=stats_window)
+        self._follow: tuple | None = None
+        self.last_result: LiveResult | None = None
+        self.finished = threading.Event()
+        self._stats.model = "{}@v{}".format(*self._model_of(predictor))
+
+    # --- control --------------------------------------------------------------------------------
+    def start(self) -> "LiveInspector":
+        if self._threads:
+            raise RuntimeError("this LiveInspector was already started; make a new one")
+        limit_threads()  # torch's spinning threads next to the capture thread are ruinous on small machines
+        with self._stats_lock:
+            self._stats.running = True
+        self._threads = [
+            threading.Thread(target=self._capture_loop, name="live-capture", daemon=True),
+            threading.Thread(target=self._inference_loop, name="live-inference", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def run(self) -> LiveStats:
+        """Start (if needed) and block until finished; Ctrl-C stops cleanly."""
+        if not self._threads:
+            self.start()
+        try:
+            while not self.finished.wait(0.2):
+                pass
+        finally:
+            self.stop()
+        return self.stats()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop both threads (the frame being scored is finished and committed first)."""
+        self._stop.set()
+        self.cancel.cancel()
+        self._resume.set()
+        self._slot.close()
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout)
+        with self._stats_lock:
+            self._stats.running = False
+        self.finished.set()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads) and not self.finished.is_set()
+
+    def pause(self) -> None:
+        self._resume.clear()
+        with self._stats_lock:
+            self._stats.paused = True
+
+    def resume(self) -> None:
+        with self._stats_lock:
+            self._stats.paused = False
+        self._resume.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    def set_roi(self, roi: Roi | None) -> None:
+        """Takes effect on the next frame."""
+        self.roi = roi
+
+    # --- the model -------------------------------------------------------------------------------
+    @property
+    def predictor(self) -> Predictor:
+        with self._predictor_lock:
+            return self._predictor
+
+    def set_predictor(self, predictor: Predictor) -> None:
+        """Hot swap: the frame being scored finishes with the old model, the next uses this one."""
+        with self._predictor_lock:
+            self._predictor = predictor
+        with self._stats_lock:
+            self._stats.model = "{}@v{}".format(*self._model_of(predictor))
+        log.info("live inspection now uses %s", self._stats.model)
+
+    def follow_registry(self, registry, name: str, interval_s: float = 2.0, device: str = "auto") -> None:
+        """Swap to the registry's active version of ``name`` whenever it changes (promote/rollback
+        from another window or process). Checked every ``interval_s`` by the inference thread."""
+        self._follow = (registry, name, interval_s, device, time.monotonic())
+
+    def _check_follow(self) -> None:
+        if self._follow is None:
+            return
+        registry, name, interval, device, last = self._follow
+        now = time.monotonic()
+        if now - last < interval:
+            return
+        self._follow = (registry, name, interval, device, now)
+        try:
+            entry = registry.active(name)
+        except Exception as e:  # noqa: BLE001 — a registry hiccup must not stop inspection
+            self._error(LiveError(f"cannot read the active version of '{name}': {e}", exception=e))
+            return
+        current = self.predictor.info
+        if (current.name, current.version) != (entry.name, entry.version):
+            from inspector.engine.bundle import ModelBundle
+
+            try:
+                self.set_predictor(Predictor(ModelBundle.load(entry.path), device))
+            except Exception as e:  # noqa: BLE001
+                self._error(LiveError(f"cannot load {entry.name}@v{entry.version}: {e}", exception=e))
+
+    @staticmethod
+    def _model_of(predictor: Predictor) -> tuple[str, int]:
+        info = predictor.info
+        return (info.name or "(unregistered)"), int(info.version)
+
+    # --- statistics -------------------------------------------------------------------------------
+    def stats(self) -> LiveStats:
+        with self._stats_lock:
+            s = LiveStats(**{k: getattr(self._stats, k) for k in self._stats.__dataclass_fields__})
+            latencies = np.array(self._latencies) if self._latencies else None
+            inference = list(self._inference)
+            times = list(self._done_times)
+        s.dropped = self._slot.dropped
+        s.source_state, s.source_message = self.source.state.value, self.source.message
+        if latencies is not None:
+            s.latency_p50_ms, s.latency_p95_ms = (float(v) for v in np.percentile(latencies, [50, 95]))
+            s.inference_ms = float(np.mean(inference))
+        now = time.perf_counter()
+        recent = [t for t in times if now - t <= 3.0]  # results per second over the last 3 s
+        if len(recent) >= 2 and now - recent[-1] < 2.0:
+            s.fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+        return s
+
+    # --- the threads --------------------------------------------------------------------------------
+    def _capture_loop(self) -> None:
+        try:
+            for frame in self.source.frames(self._stop, on_state=self._state_changed):
+                self._slot.put(frame, self._stop)
+                if self._stop.is_set():
+                    break
+        except Exception as e:  # noqa: BLE001 — report, never kill the app
+            self._error(LiveError(f"frame source failed: {type(e).__name__}: {e}", exception=e))
+        finally:
+            self._slot.close()
+
+    def _state_changed(self, change: StateChange) -> None:
+        with self._stats_lock:
+            self._stats.source_state, self._stats.source_message = change.state.value, change.message
+        if self.on_state is not None:
+            try:
+                self.on_state(change)
+            except Exception:  # noqa: BLE001
+                log.exception("on_state callback failed")
+
+    def _inference_loop(self) -> None:
+        seq = 0
+        try:
+            while not self._stop.is_set() and not self.cancel.cancelled:
+                if not self._resume.wait(0.1):
+                    continue
+                self._check_follow()
+                frame = self._slot.get(0.1)
+                if frame is None:
+                    if self._slot.finished:
+                        break
+                    continue
+                result = self._inspect(frame, seq + 1)
+                if result is None:
+                    continue
+                seq += 1
+                self._deliver(result)
+                if self.max_frames and seq >= self.max_frames:
+                    break
+        finally:
+            self._stop.set()
+            self._slot.close()
+            with self._stats_lock:
+                self._stats.running = False
+            self.finished.set()
+
+    def _inspect(self, frame: Frame, seq: int) -> LiveResult | None:
+        predictor = self.predictor
+        try:
+            roi = clip_roi(self.roi, frame.image.shape)
+            region = crop(frame.image, roi)
+            started = time.perf_counter()
+            prediction = predictor.predict(np.ascontiguousarray(region))
+            inference_ms = (time.perf_counter() - started) * 1000
+        except Exception as e:  # noqa: BLE001 — one bad frame is reported and skipped
+            self._error(LiveError(f"frame {frame.frame_id} could not be inspected: {e}", frame.frame_id, e))
+            return None
+        name, version = self._model_of(predictor)
+        record_id = None
+        if self.store is not None:
+            try:
+                record_id = self.store.record(
+                    source=frame.source, frame_id=frame.frame_id, frame_name=frame.name, model=name,
+                    model_version=version, score=prediction.score, threshold=prediction.threshold,
+                    decision=prediction.decision, image=prediction.image, timestamp=frame.timestamp, roi=roi,
+                    latency_ms=(time.perf_counter() - frame.captured) * 1000,
+                )
+            except Exception as e:  # noqa: BLE001 — e.g. disk full: say so, keep inspecting
+                self._error(LiveError(f"result of frame {frame.frame_id} could not be stored: {e}", frame.frame_id, e))
+        latency_ms = (time.perf_counter() - frame.captured) * 1000
+        return LiveResult(frame, prediction, roi, name, version, record_id, latency_ms, inference_ms, seq)
+
+    def _deliver(self, result: LiveResult) -> None:
+        with self._stats_lock:
+            self._stats.inspected += 1
+            self._stats.ng += result.decision == "NG"
+            self._latencies.append(result.latency_ms)
+            self._inference.append(result.inference_ms)
+            self._done_times.append(time.perf_counter())
+        self.last_result = result
+        if result.decision == "NG":
+            self.recent_ng.append(result)
+        if self.on_result is not None:
+            try:
+                self.on_result(result)
+            except Exception:  # noqa: BLE001 — a display bug must not stop inspection
+                log.exception("on_result callback failed")
+        if result.decision == "NG" and self.pause_on_ng:
+            self.pause()
+            if self.on_paused is not None:
+                try:
+                    self.on_paused(result)
+                except Exception:  # noqa: BLE001
+                    log.exception("on_paused callback failed")
+
+    def _error(self, error: LiveError) -> None:
+        with self._stats_lock:
+            self._stats.errors += 1
+        log.warning("%s", error.message)
+        if self.on_error is not None:
+            try:
+                self.on_error(error)
+            except Exception:  # noqa: BLE001
+                log.exception("on_error callback failed")
