@@ -320,6 +320,144 @@ def _entry_summary(e) -> dict[str, Any]:
     }
 
 
+def _live_model(ref: str, device: str, registry):
+    """The predictor for ``--model`` and, for a bare registry name, that name: the live loop then
+    follows the registry's version in use (a promote or rollback elsewhere swaps it live)."""
+    from inspector.engine.bundle import ModelBundle
+    from inspector.engine.predictor import Predictor
+
+    path = registry.resolve(ref)
+    predictor = Predictor(ModelBundle.load(path), device)
+    if not predictor.info.name:
+        predictor.info.name = Path(path).stem  # results of an unregistered file are labelled by its name
+    is_file = Path(ref).suffix == ".inspector" or Path(ref).is_file()
+    return predictor, (None if is_file or "@" in str(ref) else str(ref))
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    import signal
+
+    from inspector.data.sources import SourceState, open_source
+    from inspector.engine.live import LiveInspector, parse_roi
+    from inspector.engine.results_store import ResultsStore
+
+    try:
+        roi = parse_roi(args.roi)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    registry = _registry()
+    predictor, follow = _live_model(args.model, args.device, registry)
+
+    def unreadable(path, reason) -> None:
+        print(f"skipped unreadable image {path}: {reason}", file=sys.stderr)
+
+    source = open_source(
+        args.source, loop=args.loop, realtime=args.realtime, fps=args.fps,
+        include_existing=args.include_existing, recursive=args.recursive, on_unreadable=unreadable,
+    )
+    store = ResultsStore(Path(args.db) if args.db else None, save_ok_every=args.save_ok_every,
+                         synchronous="FULL" if args.durable else "NORMAL")
+
+    def on_result(r) -> None:
+        if args.json:
+            print(json.dumps({
+                "event": "result", "id": r.record_id, "time": r.frame.timestamp, "source": r.frame.source,
+                "frame": r.frame.frame_id, "name": r.frame.name, "model": r.model_ref, "score": r.score,
+                "threshold": r.threshold, "decision": r.decision, "latency_ms": round(r.latency_ms, 2),
+            }), flush=True)
+        elif r.decision == "NG" or args.verbose:
+            label = f" {r.frame.name}" if r.frame.name else ""
+            print(f"{r.decision}  {r.score:10.5g} / {r.threshold:<10.5g} frame {r.frame.frame_id}{label}  "
+                  f"{r.model_ref}  {r.latency_ms:.0f} ms  #{r.record_id}", flush=True)
+
+    def on_state(change) -> None:
+        if args.json:
+            print(json.dumps({"event": "source", "state": change.state.value, "message": change.message}), flush=True)
+            return
+        retry = f" (retry {change.attempt} in {change.retry_in_s:.1f} s)" if change.state == SourceState.LOST else ""
+        print(f"source {change.state.value}: {change.message}{retry}", file=sys.stderr, flush=True)
+
+    def on_error(error) -> None:
+        print(f"warning: {error.message}", file=sys.stderr, flush=True)
+
+    live = LiveInspector(source, predictor, store, roi=roi, max_frames=args.max_frames,
+                         on_result=on_result, on_state=on_state, on_error=on_error)
+    if follow:
+        live.follow_registry(registry, follow, device=args.device)
+
+    def stats_line(s) -> str:
+        return (f"inspected {s.inspected}, NG {s.ng} ({100 * s.ng_rate:.1f} %), {s.fps:.1f} fps, latency p50 "
+                f"{s.latency_p50_ms:.0f} ms p95 {s.latency_p95_ms:.0f} ms, dropped {s.dropped}, model {s.model}, "
+                f"source {s.source_state}")
+
+    previous = None
+    try:  # SIGTERM (a service manager stopping the line PC's app) stops as cleanly as Ctrl-C
+        previous = signal.signal(signal.SIGTERM, lambda *_: live.stop(timeout=0))
+    except ValueError:  # not the main thread (called from a test or another program)
+        pass
+    interrupted = False
+    if not args.json:
+        print(f"live inspection of {source.description} with {predictor.info.ref}"
+              f"{' (following its version in use)' if follow else ''}; results -> {store.path}", file=sys.stderr)
+    live.start()
+    last = time.monotonic()
+    try:
+        while not live.finished.wait(0.25):
+            if not args.json and args.stats_every and time.monotonic() - last >= args.stats_every:
+                last = time.monotonic()
+                print(stats_line(live.stats()), file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        live.stop()
+        store.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    s = live.stats()
+    if args.json:
+        print(json.dumps({"event": "summary", "inspected": s.inspected, "ng": s.ng, "ng_rate": s.ng_rate,
+                          "fps": s.fps, "latency_p50_ms": s.latency_p50_ms, "latency_p95_ms": s.latency_p95_ms,
+                          "dropped": s.dropped, "errors": s.errors, "db": str(store.path)}), flush=True)
+    else:
+        print(stats_line(s), file=sys.stderr)
+        print(f"results in {store.path}", file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from inspector.engine.results_store import ResultsStore, StoreError, default_db_path
+
+    db = Path(args.db) if args.db else default_db_path()
+    if not db.is_file():
+        raise CliError(f"no results database at {db} (run `inspector live` first, or point --db at one)")
+    filters = {"since": args.since, "until": args.until, "decision": args.decision, "model": args.model,
+               "source": args.source, "feedback": args.feedback}
+    with ResultsStore(db) as store:
+        try:
+            rows = store.query(limit=args.limit, **filters)
+            counts = store.count(**filters)
+            exported = store.export_csv(args.csv, **filters) if args.csv else None
+        except StoreError as e:
+            raise CliError(str(e)) from None
+        if args.json:
+            _print_json({
+                "db": str(db), "counts": counts, "csv": args.csv, "exported": exported,
+                "results": [r.to_dict() | {"image": str(store.image_path(r)) if r.image else None} for r in rows],
+            })
+            return 0
+        if rows:
+            print(f"{'time':23s} {'id':>7s} {'dec':3s} {'score':>10s} {'threshold':>10s}  {'model':20s} {'frame':>7s}  {'feedback':11s} source")
+            for r in rows:
+                print(f"{r.when.strftime('%Y-%m-%d %H:%M:%S.%f')[:23]} {r.id:7d} {r.decision:3s} {r.score:10.4g} "
+                      f"{r.threshold:10.4g}  {r.model_ref:20s} {r.frame_id:7d}  {(r.feedback or '-'):11s} {r.source}")
+        rate = 100 * counts["NG"] / counts["total"] if counts["total"] else 0.0
+        shown = f"; showing the newest {len(rows)}" if counts["total"] > len(rows) else ""
+        print(f"{counts['total']} result(s) match ({counts['NG']} NG, {rate:.1f} %){shown}; database {db}", file=sys.stderr)
+        if exported is not None:
+            print(f"{exported} row(s) written to {args.csv}", file=sys.stderr)
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -425,6 +563,38 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("new_name", nargs="?", metavar="NEW_NAME|DEST")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
+
+    lv = sub.add_parser("live", help="inspect a camera, stream, video file or watched folder live (headless)")
+    lv.add_argument("--source", required=True, metavar="SOURCE", help="camera index (0), stream URL (rtsp://, http://), video file, or a folder to watch for new images")
+    lv.add_argument("--model", required=True, metavar="MODEL", help="registry name (follows promote/rollback), name@vN, or model file")
+    lv.add_argument("--db", metavar="PATH", help="results database (default: results/results.sqlite in the data folder)")
+    lv.add_argument("--max-frames", type=int, metavar="N", help="stop after N inspected frames")
+    lv.add_argument("--roi", metavar="x,y,w,h", help="inspect only this region of each frame (pixels)")
+    lv.add_argument("--save-ok-every", type=int, default=0, metavar="N", help="also keep the image of every N-th OK frame (NG frames are always kept)")
+    lv.add_argument("--loop", action="store_true", help="video file: start again at the end")
+    lv.add_argument("--realtime", action="store_true", help="video file: play at its frame rate like a camera (frames may be dropped)")
+    lv.add_argument("--fps", type=float, help="video file: play at this rate (implies --realtime)")
+    lv.add_argument("--include-existing", action="store_true", help="folder: also inspect the images already there")
+    lv.add_argument("--recursive", action="store_true", help="folder: watch sub-folders too")
+    lv.add_argument("--durable", action="store_true", help="fsync every result (survives power loss, slower)")
+    lv.add_argument("--stats-every", type=float, default=10.0, metavar="S", help="print statistics every S seconds (0 = never)")
+    lv.add_argument("--device", default="auto")
+    lv.add_argument("--verbose", action="store_true", help="print every result, not only NG ones")
+    lv.add_argument("--json", action="store_true", help="one JSON object per line: results, source states, a summary")
+    lv.set_defaults(func=cmd_live)
+
+    hi = sub.add_parser("history", help="past inspection results: filter, list, export CSV")
+    hi.add_argument("--db", metavar="PATH", help="results database (default: the one `inspector live` writes)")
+    hi.add_argument("--decision", type=str.upper, choices=("OK", "NG"))
+    hi.add_argument("--model", metavar="NAME[@vN]")
+    hi.add_argument("--source", metavar="SOURCE", help="as recorded, e.g. 'camera 0' or 'folder /data/in'")
+    hi.add_argument("--feedback", choices=("false_alarm", "confirmed", "any", "none"))
+    hi.add_argument("--since", metavar="TIME", help="ISO date/time, 'today', or a span back from now: 30m, 2h, 1d")
+    hi.add_argument("--until", metavar="TIME")
+    hi.add_argument("--limit", type=int, default=50, help="rows to list, newest first (default 50; --csv gets all)")
+    hi.add_argument("--csv", metavar="FILE", help="export every matching result as CSV")
+    hi.add_argument("--json", action="store_true")
+    hi.set_defaults(func=cmd_history)
 
     me = sub.add_parser("methods", help="list the methods with their defaults")
     me.add_argument("--json", action="store_true")
