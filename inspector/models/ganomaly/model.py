@@ -9,6 +9,7 @@ from torch import Tensor
 
 from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, weights_init
 from inspector.models.ganomaly.loss import discriminator_loss, generator_loss
+from inspector.models.ganomaly.scores import feature_distance_map, latent_distance, top_fraction_mean
 from inspector.models.ganomaly.torch_model import Discriminator, Generator
 
 
@@ -20,23 +21,36 @@ class GanomalyConfig(ModelConfig):
     w_adv: float = 1.0
     w_con: float = 50.0
     w_enc: float = 1.0
-    # "latent" = ||z - ẑ||² (paper); "reconstruction" = mean of the top 1 % of the anomaly map;
-    # "combined" = score_weight · reconstruction + (1 - score_weight) · latent, each divided by
-    # its mean over held-out good images (so the two terms are on one scale without a test set).
+    # How an image is scored (training is the paper's whatever is chosen here):
+    #   "latent"         ||z - ẑ||², the paper's score;
+    #   "reconstruction" mean of the top ``top_fraction`` of the smoothed residual map |x - x̂|;
+    #   "features"       mean of the top ``top_fraction`` of a feature-space residual map: squared
+    #                    distance between the first ``feature_layers`` blocks of ``feature_net``
+    #                    ("encoder" = the generator's first encoder, "discriminator") for x and x̂;
+    #   "combined"       score_weight · reconstruction + (1 - score_weight) · latent, each divided
+    #                    by its mean over held-out good images (``calibrate``), never a test set's.
     score_mode: str = "latent"
     score_weight: float = 0.9
+    top_fraction: float = 0.01
+    map_sigma: float = 0.0  # Gaussian smoothing of the residual map in pixels; 0 = image_size / 32
+    feature_net: str = "encoder"
+    feature_layers: int = 1
 
     def validate(self) -> None:
         super().validate()
-        if self.score_mode not in ("latent", "reconstruction", "combined"):
-            raise ValueError(f"score_mode must be latent, reconstruction or combined, got {self.score_mode!r}")
+        if self.score_mode not in SCORE_MODES:
+            raise ValueError(f"score_mode must be one of {', '.join(SCORE_MODES)}, got {self.score_mode!r}")
+        if self.feature_net not in ("encoder", "discriminator"):
+            raise ValueError(f"feature_net must be encoder or discriminator, got {self.feature_net!r}")
+        if not 0.0 < self.top_fraction <= 1.0:
+            raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
+        if not 0.0 <= self.score_weight <= 1.0:
+            raise ValueError(f"score_weight must be in [0, 1], got {self.score_weight}")
+        if self.feature_layers < 1:
+            raise ValueError(f"feature_layers must be at least 1, got {self.feature_layers}")
 
 
-def top_fraction_mean(maps: Tensor, fraction: float = 0.01) -> Tensor:
-    """Mean of the largest ``fraction`` of each map's pixels: robust to one hot pixel, sensitive to small defects."""
-    flat = maps.flatten(1)
-    k = max(1, int(flat.shape[1] * fraction))
-    return flat.topk(k, dim=1).values.mean(dim=1)
+SCORE_MODES = ("latent", "reconstruction", "features", "combined")
 
 
 class Ganomaly(AnomalyModel):
@@ -52,8 +66,10 @@ class Ganomaly(AnomalyModel):
         self.discriminator = Discriminator(c.image_size, c.channels, c.width, c.extra_layers)
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
-        # per-term means on held-out good images, for score_mode="combined"
+        # means of the latent and reconstruction terms on held-out good images (score_mode="combined")
         self.register_buffer("score_scale", torch.ones(2))
+        # NHWC convolutions are ~1.5-2x faster on CPU (oneDNN) and use tensor cores on CUDA
+        self.to(memory_format=torch.channels_last)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, self.config.beta2)
@@ -64,46 +80,79 @@ class Ganomaly(AnomalyModel):
         return self.optimizers
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:
+        """One generator update, then one discriminator update, as in the paper's code.
+
+        Same losses and updates as the reference implementation, with less work: the
+        discriminator's pass over the real batch is shared by both updates (its weights do not
+        change in between), and the generator's backward pass skips the discriminator's weight
+        gradients (the generator optimiser never uses them). One host sync per step.
+        """
         c = self.config
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        discriminator = self.discriminator
         with ctx.autocast():
+            real_logit, real_features = discriminator(batch)
             x_hat, z, z_hat = self.generator(batch)
-            _, real_features = self.discriminator(batch)
-            _, fake_features = self.discriminator(x_hat)
+            discriminator.requires_grad_(False)
+            try:
+                _, fake_features = discriminator(x_hat)
+            finally:
+                discriminator.requires_grad_(True)
             g = generator_loss(real_features, fake_features, batch, x_hat, z, z_hat, c.w_adv, c.w_con, c.w_enc)
         ctx.optimise(g["g_loss"], self.optimizers["generator"])
 
         with ctx.autocast():
-            real_logit, _ = self.discriminator(batch)
-            fake_logit, _ = self.discriminator(x_hat.detach())
+            fake_logit, _ = discriminator(x_hat.detach())
             d_loss = discriminator_loss(real_logit, fake_logit)
         ctx.optimise(d_loss, self.optimizers["discriminator"])
-        if d_loss.item() < 1e-5:  # the paper's remedy for a discriminator that has won
-            self.discriminator.apply(weights_init)
-        return {k: v.item() for k, v in g.items()} | {"d_loss": d_loss.item()}
+        names = [*g, "d_loss"]
+        values = torch.stack([v.detach().float() for v in g.values()] + [d_loss.detach().float()]).tolist()
+        losses = dict(zip(names, values))
+        if losses["d_loss"] < 1e-5:  # the paper's remedy for a discriminator that has won
+            discriminator.apply(weights_init)
+        return losses
+
+    def _sigma(self) -> float:
+        return self.config.map_sigma or self.config.image_size / 32
 
     def _terms(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(latent distance, reconstruction score, residual map, x̂)."""
+        batch = batch.contiguous(memory_format=torch.channels_last)
         x_hat, z, z_hat = self.generator(batch)
-        latent = (z - z_hat).pow(2).flatten(1).mean(dim=1)
-        amap = self.residual_map(batch, x_hat, sigma=self.config.image_size / 32)
-        return latent, top_fraction_mean(amap), amap, x_hat
+        amap = self.residual_map(batch, x_hat, sigma=self._sigma())
+        return latent_distance(z, z_hat), top_fraction_mean(amap, self.config.top_fraction), amap, x_hat
+
+    def feature_map(self, batch: Tensor, x_hat: Tensor) -> Tensor:
+        c = self.config
+        net = self.generator.encoder1 if c.feature_net == "encoder" else self.discriminator
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        return feature_distance_map(net.features, batch, x_hat, c.feature_layers, tuple(batch.shape[-2:]))
 
     def score(self, batch: Tensor) -> ScoreOutput:
+        c = self.config
+        if c.score_mode == "features":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+            x_hat, _, _ = self.generator(batch)
+            amap = self.feature_map(batch, x_hat)
+            return ScoreOutput(top_fraction_mean(amap, c.top_fraction), amap, x_hat)
         latent, recon, amap, x_hat = self._terms(batch)
-        mode = self.config.score_mode
-        if mode == "latent":
+        if c.score_mode == "latent":
             score = latent
-        elif mode == "reconstruction":
+        elif c.score_mode == "reconstruction":
             score = recon
         else:
-            w = self.config.score_weight
+            w = c.score_weight
             score = w * recon / self.score_scale[1] + (1 - w) * latent / self.score_scale[0]
         return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=x_hat)
 
     def calibrate(self, batches) -> None:
+        """Means of the latent and reconstruction terms over held-out good images (for "combined")."""
         latents, recons = [], []
         for batch in batches:
             latent, recon, _, _ = self._terms(batch)
             latents.append(latent)
             recons.append(recon)
+        if not latents:
+            return
         means = torch.stack([torch.cat(latents).mean(), torch.cat(recons).mean()])
         self.score_scale.copy_(means.clamp_min(1e-12))
