@@ -2,6 +2,11 @@
 
 Every model file is complete on its own; the registry is only a folder convention, so a
 model can be exported by copying its file and imported by ``add``.
+
+The version *in use* of a name (what ``resolve("name")`` gives) is the latest one, unless a
+version was pinned with ``set_active`` (promote / roll back): then it is that one, recorded in
+``<name>/active``. ``add(..., activate=False)`` stores a candidate (a retrained version awaiting
+the operator's verdict) without putting it in use.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inspector.engine import paths
+from inspector.engine.atomic import write_bytes_atomic
 from inspector.engine.bundle import MODEL_SUFFIX, ModelBundle, ModelFileError, ModelInfo, read_info
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION_FILE = re.compile(r"^v(\d+)" + re.escape(MODEL_SUFFIX) + "$")
+ACTIVE_FILE = "active"  # <name>/active holds the pinned version number
 
 
 class RegistryError(Exception):
@@ -54,6 +61,23 @@ class ModelRegistry:
             raise RegistryError(f"no model named '{name}' in {self.root}")
         return versions[-1]
 
+    def active(self, name: str) -> Entry:
+        """The version in use: the pinned one (promoted / rolled back to), else the latest."""
+        pinned = self.pinned_version(name)
+        if pinned is not None:
+            for entry in self.versions(name):
+                if entry.version == pinned:
+                    return entry
+        return self.latest(name)
+
+    def pinned_version(self, name: str) -> int | None:
+        """The version pinned with ``set_active`` (None: the latest is in use)."""
+        try:
+            text = (self.root / name / ACTIVE_FILE).read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
     def list(self) -> list[Entry]:
         """The latest version of every model."""
         return [self.latest(n) for n in self.names() if self.versions(n)]
@@ -72,23 +96,39 @@ class ModelRegistry:
                 if v == number:
                     return path
             raise RegistryError(f"model '{name}' has no version '{version}'")
-        return self.latest(name).path
+        return self.active(name).path
 
     def load(self, ref: str | Path, device="cpu") -> ModelBundle:
         return ModelBundle.load(self.resolve(ref), device)
 
     # --- writing --------------------------------------------------------------------------
-    def add(self, bundle: ModelBundle, name: str, parent: str | None = None) -> Entry:
-        """Store ``bundle`` as the next version of ``name`` (its info gets name, version, parent)."""
+    def add(self, bundle: ModelBundle, name: str, parent: str | None = None, activate: bool = True) -> Entry:
+        """Store ``bundle`` as the next version of ``name`` (its info gets name, version, parent).
+
+        With ``activate`` (the default) the new version is the one in use; without it, it is a
+        candidate and the version in use stays what it was.
+        """
         check_name(name)
         existing = self._version_paths(name)
+        if not activate and existing and self.pinned_version(name) is None:
+            self.set_active(name, self.active(name).version)  # keep what is in use now
         version = existing[-1][0] + 1 if existing else 1
         bundle.info.name, bundle.info.version = name, version
         if parent is not None:
             bundle.info.parent = parent
         path = self.root / name / f"v{version}{MODEL_SUFFIX}"
         bundle.save(path)
+        if activate and self.pinned_version(name) is not None:
+            self.set_active(name, version)
         return Entry(name, version, path, bundle.info)
+
+    def set_active(self, name: str, version: int) -> Entry:
+        """Put ``version`` in use (promote a candidate, or roll back to an earlier version)."""
+        for entry in self.versions(name):
+            if entry.version == version:
+                write_bytes_atomic(self.root / name / ACTIVE_FILE, f"{version}\n".encode())
+                return entry
+        raise RegistryError(f"model '{name}' has no readable version {version}")
 
     def delete(self, name: str, version: int | None = None) -> int:
         """Delete one version, or the whole model; returns how many files went."""
@@ -97,6 +137,9 @@ class ModelRegistry:
             raise RegistryError(f"no model '{name}'" + (f" version {version}" if version else ""))
         for p in paths_:
             p.unlink()
+        pinned = self.pinned_version(name)
+        if pinned is not None and pinned not in {v for v, _ in self._version_paths(name)}:
+            (self.root / name / ACTIVE_FILE).unlink(missing_ok=True)  # back to "the latest is in use"
         if not self._version_paths(name):
             shutil.rmtree(self.root / name, ignore_errors=True)
         return len(paths_)
