@@ -45,6 +45,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threshold-mode", default=None, help="good-quantile | synthetic-f1 (default: the trainer's default)")
     parser.add_argument("--save-models", type=Path, default=None, help="folder to save each trained model file in")
     parser.add_argument("--model", type=Path, action="append", default=[], help="evaluate this model file instead of training (repeatable)")
+    parser.add_argument(
+        "--rescore",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="also evaluate each trained model with these scoring options (e.g. score_mode=latent): the same "
+        "weights, re-calibrated by the Trainer on the same held-out good images (0 epochs, init_from); repeatable",
+    )
     return parser.parse_args(argv)
 
 
@@ -133,8 +141,29 @@ def evaluate(bundle, dataset, seed: int, device: str) -> dict:
     }
 
 
-def run_one(method, model_path, args, dataset) -> tuple[str, dict]:
-    """Train (or load) one model and evaluate it; returns (key, results)."""
+def rescore(bundle, assignments: str, args, dataset):
+    """The same weights with other scoring options, calibrated again by the Trainer (0 epochs)."""
+    from inspector.engine.trainer import TrainConfig, Trainer
+
+    info = bundle.info
+    options = method_params(info.method, [a for a in assignments.split(",") if a.strip()])
+    if not options:
+        return None
+    trained = info.training.get("config", {})
+    config = TrainConfig(
+        method=info.method, image_size=info.image_size, channels=info.channels, epochs=0, seed=trained.get("seed", args.seed),
+        device=args.device, holdout_fraction=trained.get("holdout_fraction", TrainConfig.holdout_fraction),
+        threshold_mode=trained.get("threshold_mode", TrainConfig.threshold_mode),
+        false_alarm_rate=trained.get("false_alarm_rate", TrainConfig.false_alarm_rate),
+        params={**info.config, **options},
+    )
+    new = Trainer(config).fit([s.path for s in dataset.train], init_from=bundle)
+    new.info.training = {**info.training, "rescored": options}
+    return new, options
+
+
+def run_one(method, model_path, args, dataset) -> list[tuple[str, dict]]:
+    """Train (or load) one model and evaluate it, plus its --rescore variants; returns [(key, results)]."""
     if model_path is not None:
         from inspector.engine.bundle import ModelBundle
 
@@ -151,9 +180,21 @@ def run_one(method, model_path, args, dataset) -> tuple[str, dict]:
         if args.save_models:
             args.save_models.mkdir(parents=True, exist_ok=True)
             bundle.save(args.save_models / f"{method}-{args.image_size}px-s{args.seed}.inspector")
+    variants = [(key, bundle)]
+    for assignments in args.rescore:
+        made = rescore(bundle, assignments, args, dataset)
+        if made is not None:
+            variants.append((f"{key}[{','.join(f'{k}={v}' for k, v in made[1].items())}]", made[0]))
+    out = []
+    for name, b in variants:
+        out.append((name, report(name, b, dataset, args, seconds, rate)))
+    return out
+
+
+def report(key: str, bundle, dataset, args, seconds: float, rate: float) -> dict:
     result = evaluate(bundle, dataset, args.seed, args.device)
     result.update(
-        method=method,
+        method=bundle.info.method,
         image_size=bundle.info.image_size,
         config=bundle.info.config,
         threshold_info=bundle.info.threshold.to_dict(),
@@ -169,7 +210,7 @@ def run_one(method, model_path, args, dataset) -> tuple[str, dict]:
         f"(good→OK {c['tn']}, good→NG {c['fp']}, defect→OK {c['fn']}, defect→NG {c['tp']})",
         flush=True,
     )
-    return key, result
+    return result
 
 
 def main(argv=None) -> int:
@@ -190,12 +231,12 @@ def main(argv=None) -> int:
     for method, model_path in jobs:
         key = method or str(model_path)
         try:
-            key, result = run_one(method, model_path, args, dataset)
+            for name, result in run_one(method, model_path, args, dataset):
+                results[name] = result
         except Exception as e:  # noqa: BLE001 — one broken method must not cost the others' results
             print(f"[{key}] FAILED: {type(e).__name__}: {e}", flush=True)
             errors[key] = f"{type(e).__name__}: {e}"
             continue
-        results[key] = result
 
     rows = []
     for key, r in results.items():
