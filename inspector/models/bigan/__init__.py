@@ -1,0 +1,5 @@
+"""BiGAN / ALI with a Wasserstein critic ("GANspection", seed 002)."""
+
+from inspector.models.bigan.model import BiGan as Model
+
+__all__ = ["Model"]

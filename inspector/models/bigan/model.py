@@ -1,0 +1,163 @@
+"""BiGAN/ALI with a WGAN-GP critic ("GANspection", seed 002) as an ``AnomalyModel``."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, weights_init
+from inspector.models.bigan.loss import critic_loss, generator_loss, gradient_penalty
+from inspector.models.bigan.torch_model import Critic, Encoder, Generator
+
+
+@dataclass
+class BiGanConfig(ModelConfig):
+    lr: float = 1e-4  # WGAN-GP: lr 1e-4, Adam betas (0.5, 0.9)
+    beta1: float = 0.5
+    beta2: float = 0.9
+    nz: int = 100  # latent size, z ~ N(0, I)
+    width: int = 32  # channels of the first conv of encoder, generator and critic
+    critic_hidden: int = 256  # width of the critic's latent branch and joint features
+    n_critic: int = 5  # critic updates per generator/encoder update, all inside one training step
+    gp_weight: float = 10.0  # λ of the gradient penalty
+    w_adv: float = 1.0  # Wasserstein term of the generator/encoder loss
+    w_fm: float = 1.0  # seed 002's feature L2 between real and generated pairs
+    w_rec: float = 10.0  # L1 ||x − G(E(x))||: without it reconstructions only resemble x loosely
+    score_weight: float = 0.9  # α: score = α·residual + (1 − α)·critic-feature distance
+    top_fraction: float = 0.01  # the residual term is the mean of this top fraction of the map
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_critic < 1:
+            raise ValueError(f"n_critic must be at least 1, got {self.n_critic}")
+        if not 0.0 <= self.score_weight <= 1.0:
+            raise ValueError(f"score_weight must be in [0, 1], got {self.score_weight}")
+        if not 0.0 < self.top_fraction <= 1.0:
+            raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
+
+
+def top_fraction_mean(maps: Tensor, fraction: float) -> Tensor:
+    """Mean of the largest ``fraction`` of each map's pixels: robust to one hot pixel, sensitive to small defects."""
+    flat = maps.flatten(1)
+    k = max(1, int(flat.shape[1] * fraction))
+    return flat.topk(k, dim=1).values.mean(dim=1)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """No weight gradients for ``module`` inside the block (its inputs still get theirs)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+class BiGan(AnomalyModel):
+    name = "bigan"
+    description = "BiGAN/ALI with a Wasserstein critic (GANspection): score = residual + critic-feature distance"
+    Config = BiGanConfig
+    # the L1 reconstruction: the Wasserstein terms are estimates against a critic that keeps
+    # changing (they rise while it learns), so they make a poor "is it training" curve
+    main_loss = "ge_rec"
+
+    def __init__(self, config: BiGanConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.encoder = Encoder(c.image_size, c.channels, c.nz, c.width)
+        self.generator = Generator(c.image_size, c.channels, c.nz, c.width)
+        self.critic = Critic(c.image_size, c.channels, c.nz, c.width, c.critic_hidden)
+        self.encoder.apply(weights_init)
+        self.generator.apply(weights_init)
+        # means of (residual, feature distance) on held-out good images, set by calibrate()
+        self.register_buffer("score_scale", torch.ones(2))
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        betas = (self.config.beta1, self.config.beta2)
+        ge = itertools.chain(self.generator.parameters(), self.encoder.parameters())
+        self.optimizers = {
+            "generator_encoder": torch.optim.Adam(ge, lr=self.config.lr, betas=betas),
+            "critic": torch.optim.Adam(self.critic.parameters(), lr=self.config.lr, betas=betas),
+        }
+        return self.optimizers
+
+    def _prior(self, n: int, device: torch.device) -> Tensor:
+        return torch.randn(n, self.config.nz, device=device)
+
+    def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:
+        """``n_critic`` critic updates on this batch (fresh z each), then one generator/encoder update."""
+        c = self.config
+        with torch.no_grad(), ctx.autocast():
+            z_real = self.encoder(batch).float()
+        for _ in range(c.n_critic):
+            z_fake = self._prior(batch.shape[0], batch.device)
+            with torch.no_grad(), ctx.autocast():
+                x_fake = self.generator(z_fake).float()
+            with ctx.autocast():
+                real_value, _ = self.critic(batch, z_real)
+                fake_value, _ = self.critic(x_fake, z_fake)
+                wasserstein = critic_loss(real_value.float(), fake_value.float())
+            penalty = gradient_penalty(self.critic, batch, z_real, x_fake, z_fake)
+            ctx.optimise(wasserstein + c.gp_weight * penalty, self.optimizers["critic"])
+
+        z_fake = self._prior(batch.shape[0], batch.device)
+        with frozen(self.critic), ctx.autocast():
+            z_real = self.encoder(batch)
+            x_fake = self.generator(z_fake)
+            x_rec = self.generator(z_real)
+            real_value, real_features = self.critic(batch, z_real)
+            fake_value, fake_features = self.critic(x_fake, z_fake)
+            ge = generator_loss(
+                real_value.float(), fake_value.float(), real_features.float(), fake_features.float(),
+                batch, x_rec.float(), c.w_adv, c.w_fm, c.w_rec,
+            )
+        ctx.optimise(ge["ge_loss"], self.optimizers["generator_encoder"])
+        # -wasserstein: the critic's estimate of the distance between the two pair distributions
+        return {k: v.item() for k, v in ge.items()} | {"critic_w": -wasserstein.item(), "critic_gp": penalty.item()}
+
+    # --- inference ------------------------------------------------------------------------
+    def _terms(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(residual term, feature term, anomaly map, reconstruction) of each image."""
+        z = self.encoder(batch)
+        x_rec = self.generator(z)
+        _, real_features = self.critic(batch, z)
+        _, rec_features = self.critic(x_rec, z)
+        feature = (real_features - rec_features).abs().mean(dim=1)
+        amap = self.residual_map(batch, x_rec, sigma=self.config.image_size / 32)
+        return top_fraction_mean(amap, self.config.top_fraction), feature, amap, x_rec
+
+    def score(self, batch: Tensor) -> ScoreOutput:
+        residual, feature, amap, x_rec = self._terms(batch)
+        a = self.config.score_weight
+        score = a * residual / self.score_scale[0] + (1 - a) * feature / self.score_scale[1]
+        return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=x_rec)
+
+    def calibrate(self, batches: Iterable[Tensor]) -> None:
+        """Divide each score term by its mean on held-out good images, so α weighs like with like."""
+        residuals, features = [], []
+        for batch in batches:
+            residual, feature, _, _ = self._terms(batch)
+            residuals.append(residual)
+            features.append(feature)
+        if residuals:
+            means = torch.stack([torch.cat(residuals).mean(), torch.cat(features).mean()])
+            self.score_scale.copy_(means.clamp_min(1e-12))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` new images G(z), z ~ N(0, I), in [-1, 1] (eval mode; ``generator`` makes them repeatable)."""
+        device = self.score_scale.device
+        z = torch.randn(n, self.config.nz, generator=generator).to(device)
+        was_training = self.training
+        self.eval()
+        try:
+            return self.generator(z)
+        finally:
+            self.train(was_training)

@@ -1,0 +1,65 @@
+"""BiGAN/ALI networks (Donahue et al. 2016, Dumoulin et al. 2016) with a WGAN-GP critic.
+
+The encoder and generator are the shared DCGAN pyramids. The critic judges (image, latent)
+pairs; it has no BatchNorm, because the gradient penalty is defined per sample and batch
+statistics would couple the samples (Gulrajani et al. 2017 use layer norm, so do we).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from inspector.models.dcgan import DCDecoder, DCEncoder
+
+
+class Encoder(nn.Module):
+    """Image (C, S, S) → latent (nz,)."""
+
+    def __init__(self, image_size: int, channels: int, nz: int, width: int) -> None:
+        super().__init__()
+        self.net = DCEncoder(image_size, channels, nz, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).flatten(1)
+
+
+class Generator(nn.Module):
+    """Latent (nz,) → image (C, S, S) in [-1, 1] (Tanh)."""
+
+    def __init__(self, image_size: int, channels: int, nz: int, width: int) -> None:
+        super().__init__()
+        self.net = DCDecoder(image_size, channels, nz, width)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class Critic(nn.Module):
+    """(image, latent) → (Wasserstein critic value (B,), joint features (B, hidden)).
+
+    An image branch of strided convs with layer norm, a latent branch of linears, and a joint
+    head; the joint hidden layer is the "feature representation" that seed 002 matches between
+    real and generated pairs and that the anomaly score compares.
+    """
+
+    def __init__(self, image_size: int, channels: int, nz: int, width: int, hidden: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        size, ch = image_size // 2, width
+        while size > 4:
+            # GroupNorm with one group = layer norm over (C, H, W) of each sample
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1), nn.GroupNorm(1, ch * 2), nn.LeakyReLU(0.2, inplace=True)]
+            ch, size = ch * 2, size // 2
+        self.image_branch = nn.Sequential(*layers, nn.Flatten())
+        self.latent_branch = nn.Sequential(
+            nn.Linear(nz, hidden), nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.joint = nn.Sequential(nn.Linear(ch * 16 + hidden, hidden), nn.LeakyReLU(0.2, inplace=True))
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.joint(torch.cat([self.image_branch(x), self.latent_branch(z)], dim=1))
+        return self.head(features).squeeze(1), features
+
