@@ -1,0 +1,225 @@
+"""TransGAN + latent search (seed 004) as an ``AnomalyModel``.
+
+Training: a transformer GAN on good images, plus an encoder trained alongside to predict z.
+Scoring: AnoGAN's iterative search (Schlegl et al. 2017) for the z whose G(z) best matches each
+image, started from the encoder's guess and run for all images of a batch at once, bounded in
+steps and in time; the residual |x − G(z*)| is the anomaly map.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, weights_init
+from inspector.models.transgan.loss import discriminator_loss, encoder_losses, generator_loss, search_loss
+from inspector.models.transgan.torch_model import Discriminator, Encoder, Generator
+
+
+@dataclass
+class TransGanConfig(ModelConfig):
+    lr: float = 1e-4  # TransGAN: lr 1e-4, Adam betas (0, 0.99)
+    beta1: float = 0.0
+    beta2: float = 0.99
+    nz: int = 128  # latent size, z ~ N(0, I)
+    dim: int = 64  # token width of the generator's 8×8 stage (halved per upsampling, at least 16)
+    depth: int = 2  # transformer blocks at the 8×8 stage (one per later stage)
+    d_dim: int = 64  # discriminator token width
+    d_depth: int = 2  # discriminator blocks
+    encoder_width: int = 32  # channels of the encoder's first conv
+    w_rec: float = 10.0  # weight of the L1 reconstruction ||x − G(E(x))||
+    w_ziz: float = 1.0  # weight of ||z − E(G(z))||²
+    rec_trains_generator: bool = True  # False: the reconstruction loss trains only the encoder (f-AnoGAN)
+    use_encoder: bool = True  # start the search at E(x); False: best of `search_init_k` random z
+    search_init_k: int = 8
+    search_steps: int = 50  # Adam steps on z per batch (0 = encoder only)
+    search_lr: float = 0.05
+    search_time_s: float = 30.0  # per batch: the search stops early when this is spent
+    search_lambda: float = 0.1  # weight of the discriminator-feature term in the search loss
+    score_weight: float = 0.9  # α: score = α·residual + (1 − α)·feature distance (calibrated)
+    top_fraction: float = 0.01  # the residual term is the mean of this top fraction of the map
+
+    def validate(self) -> None:
+        super().validate()
+        if self.search_steps < 0 or self.search_init_k < 1 or self.search_time_s <= 0:
+            raise ValueError("search_steps must be >= 0, search_init_k >= 1 and search_time_s > 0")
+        if not self.use_encoder and self.search_steps == 0 and self.search_init_k == 1:
+            raise ValueError("without an encoder the search needs steps or several random starts")
+        if not 0.0 <= self.score_weight <= 1.0:
+            raise ValueError(f"score_weight must be in [0, 1], got {self.score_weight}")
+        if not 0.0 < self.top_fraction <= 1.0:
+            raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
+        if self.dim % 16 or self.d_dim % 16:
+            raise ValueError("dim and d_dim must be multiples of 16 (16 channels per attention head)")
+
+
+def top_fraction_mean(maps: Tensor, fraction: float) -> Tensor:
+    """Mean of the largest ``fraction`` of each map's pixels: robust to one hot pixel, sensitive to small defects."""
+    flat = maps.flatten(1)
+    k = max(1, int(flat.shape[1] * fraction))
+    return flat.topk(k, dim=1).values.mean(dim=1)
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """No weight gradients for ``modules`` inside the block (their inputs still get theirs)."""
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+class TransGan(AnomalyModel):
+    name = "transgan"
+    description = "TransGAN + AnoGAN latent search, encoder-initialised: score = search residual + feature distance"
+    Config = TransGanConfig
+    main_loss = "rec"
+
+    def __init__(self, config: TransGanConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.generator = Generator(c.image_size, c.channels, c.nz, c.dim, c.depth)
+        self.discriminator = Discriminator(c.image_size, c.channels, c.d_dim, c.d_depth)
+        self.encoder = Encoder(c.image_size, c.channels, c.nz, c.encoder_width)
+        self.encoder.apply(weights_init)
+        # means of (residual, feature distance) on held-out good images, set by calibrate()
+        self.register_buffer("score_scale", torch.ones(2))
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        betas = (self.config.beta1, self.config.beta2)
+        ge = itertools.chain(self.generator.parameters(), self.encoder.parameters())
+        self.optimizers = {
+            "generator_encoder": torch.optim.Adam(ge, lr=self.config.lr, betas=betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr, betas=betas),
+        }
+        return self.optimizers
+
+    def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:
+        """One discriminator update, then one update of generator and encoder together."""
+        c = self.config
+        z = torch.randn(batch.shape[0], c.nz, device=batch.device)
+        with ctx.autocast():
+            x_fake = self.generator(z)
+            real_logit, _ = self.discriminator(batch)
+            fake_logit, _ = self.discriminator(x_fake.detach())
+            d_loss = discriminator_loss(real_logit.float(), fake_logit.float())
+        ctx.optimise(d_loss, self.optimizers["discriminator"])
+
+        with frozen(self.discriminator), ctx.autocast():
+            fake_logit, _ = self.discriminator(x_fake)
+            g_adv = generator_loss(fake_logit.float())
+            frozen_generator = contextlib.nullcontext() if c.rec_trains_generator else frozen(self.generator)
+            with frozen_generator:
+                x_rec = self.generator(self.encoder(batch))
+            z_cycle = self.encoder(x_fake.detach())
+            e = encoder_losses(batch, x_rec.float(), z, z_cycle.float())
+            loss = g_adv + c.w_rec * e["rec"] + c.w_ziz * e["ziz"]
+        ctx.optimise(loss, self.optimizers["generator_encoder"])
+        return {"d_loss": d_loss.item(), "g_adv": g_adv.item(), "rec": e["rec"].item(), "ziz": e["ziz"].item(), "ge_loss": loss.item()}
+
+    # --- inference ------------------------------------------------------------------------
+    def _initial_z(self, x: Tensor) -> Tensor:
+        """E(x), or the best of ``search_init_k`` fixed random draws (seeded: scores are repeatable)."""
+        c = self.config
+        if c.use_encoder:
+            return self.encoder(x)
+        b = x.shape[0]
+        draws = torch.randn(b * c.search_init_k, c.nz, generator=torch.Generator().manual_seed(0)).to(x.device)
+        x_rep = x.repeat_interleave(c.search_init_k, dim=0)
+        _, f = self.discriminator(x_rep)
+        x_hat = self.generator(draws)
+        _, f_hat = self.discriminator(x_hat)
+        loss = search_loss(x_rep, x_hat, f, f_hat, c.search_lambda).view(b, c.search_init_k)
+        best = loss.argmin(dim=1) + torch.arange(b, device=x.device) * c.search_init_k
+        return draws[best]
+
+    def search(self, x: Tensor) -> tuple[Tensor, int]:
+        """z* for every image of the batch together; returns (z*, steps taken).
+
+        Scoring runs under no_grad/inference mode, so gradients are switched back on here, for
+        z only: the networks stay in eval mode with their weights frozen.
+        """
+        c = self.config
+        z0 = self._initial_z(x)
+        if c.search_steps == 0:
+            return z0, 0
+        started = time.perf_counter()
+        with torch.inference_mode(False), torch.enable_grad(), frozen(self.generator, self.discriminator):
+            x = x.clone()  # tensors made under inference mode cannot take part in autograd
+            _, features = self.discriminator(x)
+            z = z0.clone().requires_grad_(True)
+            best_z, best_loss = z0.clone(), torch.full((x.shape[0],), float("inf"), device=x.device)
+            optimiser = torch.optim.Adam([z], lr=c.search_lr)
+            steps = 0
+            while steps < c.search_steps and time.perf_counter() - started < c.search_time_s:
+                x_hat = self.generator(z)
+                _, hat_features = self.discriminator(x_hat)
+                loss = search_loss(x, x_hat, features, hat_features, c.search_lambda)
+                with torch.no_grad():  # remember each image's best z so far (the loss is of z before the step)
+                    better = loss < best_loss
+                    best_loss = torch.where(better, loss, best_loss)
+                    best_z[better] = z[better]
+                optimiser.zero_grad(set_to_none=True)
+                loss.sum().backward()  # images are independent: the sum gives each its own gradient
+                optimiser.step()
+                steps += 1
+            with torch.no_grad():
+                x_hat = self.generator(z)
+                _, hat_features = self.discriminator(x_hat)
+                better = search_loss(x, x_hat, features, hat_features, c.search_lambda) < best_loss
+                best_z[better] = z[better]
+        return best_z.detach(), steps
+
+    def _terms(self, batch: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(residual term, feature term, anomaly map, reconstruction) of each image."""
+        x_hat = self.generator(z)
+        _, features = self.discriminator(batch)
+        _, hat_features = self.discriminator(x_hat)
+        feature = (features - hat_features).abs().flatten(1).mean(dim=1)
+        amap = self.residual_map(batch, x_hat, sigma=self.config.image_size / 32)
+        return top_fraction_mean(amap, self.config.top_fraction), feature, amap, x_hat
+
+    def score(self, batch: Tensor) -> ScoreOutput:
+        z, _ = self.search(batch)
+        residual, feature, amap, x_hat = self._terms(batch, z)
+        a = self.config.score_weight
+        score = a * residual / self.score_scale[0] + (1 - a) * feature / self.score_scale[1]
+        return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=x_hat)
+
+    def calibrate(self, batches: Iterable[Tensor]) -> None:
+        """Divide each score term by its mean on held-out good images (searched like any image)."""
+        residuals, features = [], []
+        for batch in batches:
+            z, _ = self.search(batch)
+            residual, feature, _, _ = self._terms(batch, z)
+            residuals.append(residual)
+            features.append(feature)
+        if residuals:
+            means = torch.stack([torch.cat(residuals).mean(), torch.cat(features).mean()])
+            self.score_scale.copy_(means.clamp_min(1e-12))
+
+    def sample_reconstructions(self, batch: Tensor) -> Tensor:
+        """Training previews skip the search: G(E(x)) (or G of the best random start) is enough to watch."""
+        return self.generator(self._initial_z(batch))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` new images G(z), z ~ N(0, I), in [-1, 1] (eval mode)."""
+        z = torch.randn(n, self.config.nz, generator=generator).to(self.score_scale.device)
+        was_training = self.training
+        self.eval()
+        try:
+            return self.generator(z)
+        finally:
+            self.train(was_training)
