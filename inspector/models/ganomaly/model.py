@@ -115,12 +115,20 @@ class Ganomaly(AnomalyModel):
     def _sigma(self) -> float:
         return self.config.map_sigma or self.config.image_size / 32
 
+    def _reconstruct(self, batch: Tensor, need_latent: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(x in NHWC, x̂, ||z - ẑ||² or None): the second encoder runs only when its term is used."""
+        g = self.generator
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        z = g.encoder1(batch)
+        x_hat = g.decoder(z)
+        latent = latent_distance(z, g.encoder2(x_hat)) if need_latent else None
+        return batch, x_hat, latent
+
     def _terms(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(latent distance, reconstruction score, residual map, x̂)."""
-        batch = batch.contiguous(memory_format=torch.channels_last)
-        x_hat, z, z_hat = self.generator(batch)
+        batch, x_hat, latent = self._reconstruct(batch, need_latent=True)
         amap = self.residual_map(batch, x_hat, sigma=self._sigma())
-        return latent_distance(z, z_hat), top_fraction_mean(amap, self.config.top_fraction), amap, x_hat
+        return latent, top_fraction_mean(amap, self.config.top_fraction), amap, x_hat
 
     def feature_map(self, batch: Tensor, x_hat: Tensor) -> Tensor:
         c = self.config
@@ -131,15 +139,16 @@ class Ganomaly(AnomalyModel):
     def score(self, batch: Tensor) -> ScoreOutput:
         c = self.config
         if c.score_mode == "features":
-            batch = batch.contiguous(memory_format=torch.channels_last)
-            x_hat, _, _ = self.generator(batch)
+            batch, x_hat, _ = self._reconstruct(batch, need_latent=False)
             amap = self.feature_map(batch, x_hat)
+            return ScoreOutput(top_fraction_mean(amap, c.top_fraction), amap, x_hat)
+        if c.score_mode == "reconstruction":
+            batch, x_hat, _ = self._reconstruct(batch, need_latent=False)
+            amap = self.residual_map(batch, x_hat, sigma=self._sigma())
             return ScoreOutput(top_fraction_mean(amap, c.top_fraction), amap, x_hat)
         latent, recon, amap, x_hat = self._terms(batch)
         if c.score_mode == "latent":
             score = latent
-        elif c.score_mode == "reconstruction":
-            score = recon
         else:
             w = c.score_weight
             score = w * recon / self.score_scale[1] + (1 - w) * latent / self.score_scale[0]
