@@ -1,0 +1,20 @@
+"""The desktop app: a thin PySide6 shell over the Qt-free core (``inspector.data/models/engine``).
+
+This package is the only place that imports Qt, pyqtgraph or superqt. Start it with
+``inspector gui`` (or ``inspector demo``); the entry point is :func:`inspector.gui.app.run`.
+
+Layout:
+  app.py          QApplication set-up: name, icon, theme, logging, excepthook; ``run()``
+  main_window.py  the window: page list (``MainWindow.add_page``), menus, shortcuts, status bar
+  session.py      what the pages share: the open dataset, the loaded model, THE threshold, scores
+  workers.py      background jobs (superqt thread workers) with progress events and cancel
+  settings.py     what persists between runs (QSettings)
+  pages/          data, train, results, evaluate, models
+  widgets/        image views, thumbnails, plots, confusion matrix, message bar, ...
+  analysis.py,
+  dataset_ops.py  small Qt-free helpers the pages compose from the core
+"""
+
+import os
+
+os.environ.setdefault("QT_API", "pyside6")  # superqt/qtpy: use the PySide6 we depend on
