@@ -1,0 +1,166 @@
+"""What the pages share: the open dataset, the loaded model, THE threshold and the scores.
+
+There is one threshold mechanism: :meth:`Session.set_threshold` changes ``predictor.threshold``
+in memory and emits ``thresholdChanged``; every page that shows a decision recomputes it from
+the score (``score > threshold`` = NG), so dragging the histogram line updates the OK/NG marks
+everywhere at once. :meth:`Session.save_threshold` writes it as a new registry version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from inspector.data.datasets import Dataset, open_dataset
+from inspector.gui.workers import Job, run_job
+
+log = logging.getLogger(__name__)
+
+
+class Session(QObject):
+    datasetChanged = Signal()
+    modelChanged = Signal()
+    thresholdChanged = Signal(float)
+    scoresChanged = Signal()
+    unreadableChanged = Signal()
+    registryChanged = Signal()  # a model was added, renamed or deleted
+    error = Signal(str)  # something the user should read (also logged)
+    info = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.dataset: Dataset | None = None
+        self.predictor = None  # engine.predictor.Predictor, imported lazily (torch)
+        self.scores: dict[Path, float] = {}  # the loaded model's scores on this dataset's files
+        self.unreadable: dict[Path, str] = {}
+        self._registry = None
+        self.loading_model: Job | None = None
+
+    # --- data ---------------------------------------------------------------------------------
+    def open_folder(self, folder: str | Path) -> Dataset:
+        """Open a dataset folder (raises DatasetError with a readable message)."""
+        dataset = open_dataset(Path(folder))
+        self.set_dataset(dataset)
+        return dataset
+
+    def set_dataset(self, dataset: Dataset | None) -> None:
+        self.dataset = dataset
+        self.scores.clear()
+        self.unreadable.clear()
+        log.info("dataset: %s", dataset.root if dataset else None)
+        self.datasetChanged.emit()
+        self.scoresChanged.emit()
+        self.unreadableChanged.emit()
+
+    def samples(self) -> list:
+        """Every image of the dataset: training images first, then the test split."""
+        return (self.dataset.train + self.dataset.test) if self.dataset else []
+
+    def add_unreadable(self, failures: dict[Path, str]) -> None:
+        new = {Path(p): r for p, r in failures.items() if self.unreadable.get(Path(p)) != r}
+        if new:
+            self.unreadable.update(new)
+            self.unreadableChanged.emit()
+
+    # --- model --------------------------------------------------------------------------------
+    def registry(self):
+        from inspector.engine.registry import ModelRegistry
+
+        if self._registry is None or not self._registry.root.is_dir():
+            self._registry = ModelRegistry()
+        return self._registry
+
+    @property
+    def model_ref(self) -> str:
+        return self.predictor.info.ref if self.predictor is not None else ""
+
+    def set_predictor(self, predictor, keep_scores: bool = False) -> None:
+        self.predictor = predictor
+        if not keep_scores:
+            self.scores.clear()
+        log.info("model: %s", self.model_ref or None)
+        self.modelChanged.emit()
+        self.thresholdChanged.emit(self.threshold)
+        if not keep_scores:
+            self.scoresChanged.emit()
+
+    def load_model(self, ref: str | Path, device: str = "auto") -> Job:
+        """Load a registry name/name@vN or a model file in the background."""
+        def work(report, cancel):
+            from inspector.engine.device import limit_threads
+            from inspector.engine.predictor import Predictor
+
+            limit_threads()
+            return Predictor.open(ref, device=device, registry=self.registry())
+
+        job = run_job(f"Loading model {ref}", work, parent=self)
+        job.succeeded.connect(self.set_predictor)
+        job.failed.connect(lambda message: self.error.emit(f"Could not load model {ref}: {message}"))
+        self.loading_model = job
+        return job
+
+    # --- the threshold ------------------------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        return float(self.predictor.threshold) if self.predictor is not None else math.nan
+
+    @property
+    def stored_threshold(self) -> float:
+        return float(self.predictor.info.threshold.value) if self.predictor is not None else math.nan
+
+    @property
+    def threshold_modified(self) -> bool:
+        return self.predictor is not None and not math.isclose(self.threshold, self.stored_threshold, rel_tol=1e-12, abs_tol=0)
+
+    def set_threshold(self, value: float) -> None:
+        if self.predictor is None or not math.isfinite(value) or value == self.predictor.threshold:
+            return
+        self.predictor.threshold = float(value)
+        self.thresholdChanged.emit(float(value))
+
+    def reset_threshold(self) -> None:
+        self.set_threshold(self.stored_threshold)
+
+    def decision(self, score: float | None) -> str:
+        """"OK", "NG", or "" when there is no score or no model."""
+        if score is None or self.predictor is None or not math.isfinite(score):
+            return ""
+        return "NG" if score > self.predictor.threshold else "OK"
+
+    def save_threshold(self, stats: dict | None = None, name: str | None = None):
+        """Write the current threshold into a NEW registry version (parent = the loaded version).
+
+        The weights are the loaded ones; only the metadata changes. Returns the registry entry.
+        """
+        from inspector.engine.bundle import ModelBundle, ModelInfo
+        from inspector.engine.predictor import Predictor
+        from inspector.engine.threshold import Threshold
+
+        if self.predictor is None:
+            raise ValueError("load a model first")
+        old = self.predictor.info
+        info = ModelInfo.from_dict(old.to_dict())  # a deep copy
+        info.threshold = Threshold(
+            self.threshold,
+            "manual",
+            {"previous": old.threshold.to_dict(), "dataset": self.dataset.name if self.dataset else None},
+            dict(stats or {}),
+        )
+        info.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        info.notes = f"threshold set by hand in the app (was {old.threshold.value:.6g}, {old.threshold.method})"
+        parent = old.ref if old.name else None
+        entry = self.registry().add(ModelBundle(self.predictor.model, info), name or old.name, parent=parent)
+        self.set_predictor(Predictor(ModelBundle(self.predictor.model, info), self.predictor.device), keep_scores=True)
+        self.registryChanged.emit()
+        self.info.emit(f"Saved threshold {info.threshold.value:.6g} as {info.ref}")
+        return entry
+
+    # --- scores -------------------------------------------------------------------------------
+    def add_scores(self, scores: dict[Path, float]) -> None:
+        if scores:
+            self.scores.update({Path(p): float(s) for p, s in scores.items()})
+            self.scoresChanged.emit()
