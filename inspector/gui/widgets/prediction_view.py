@@ -1,0 +1,122 @@
+"""One scored image: original | reconstruction | residual heat map, the heat map over the
+original with an opacity slider, and the score against the threshold with the OK/NG badge."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from inspector.gui.widgets.decision import DecisionBadge
+from inspector.gui.widgets.image_view import TitledImage
+
+
+def heat_image(prediction) -> np.ndarray:
+    """The residual heat map alone: the core's overlay drawn on black at full opacity."""
+    from inspector.engine.predictor import heat_overlay
+
+    return heat_overlay(np.zeros(prediction.heat.shape, np.uint8), prediction.heat, 1.0)
+
+
+class PredictionView(QWidget):
+    opacityChanged = Signal(float)
+    filesDropped = Signal(object)
+
+    def __init__(self, opacity: float = 0.5, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.prediction = None
+        hint = "Select an image on the left, or drop an image file here"
+        self.original = TitledImage("Original", hint)
+        self.reconstruction = TitledImage("Reconstruction", "What the model expects a good part to look like")
+        self.heat = TitledImage("Residual heat map", "Where the image differs from the reconstruction")
+        self.overlay = TitledImage("Heat map over the original", "")
+        for view in (self.original, self.reconstruction, self.heat, self.overlay):
+            view.view.setAcceptDrops(True)
+            view.view.filesDropped.connect(self.filesDropped)
+
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(round(opacity * 100))
+        self.opacity.setToolTip("Heat-map opacity ( [ and ] )")
+        self.opacity.setAccessibleName("heat map opacity")
+        self.opacity_label = QLabel()
+        self.opacity.valueChanged.connect(self._on_opacity)
+        self._on_opacity(self.opacity.value(), emit=False)
+
+        self.badge = DecisionBadge()
+        self.score = QLabel()
+        self.score.setTextFormat(Qt.TextFormat.RichText)
+        self.details = QLabel()
+        self.details.setObjectName("hint")
+        self.details.setWordWrap(True)
+
+        grid = QGridLayout()
+        grid.setSpacing(10)
+        grid.addWidget(self.original, 0, 0)
+        grid.addWidget(self.reconstruction, 0, 1)
+        grid.addWidget(self.heat, 1, 0)
+        grid.addWidget(self.overlay, 1, 1)
+        opacity_row = QHBoxLayout()
+        opacity_row.addStretch(1)
+        opacity_row.addWidget(QLabel("Opacity"))
+        opacity_row.addWidget(self.opacity, 1)
+        opacity_row.addWidget(self.opacity_label)
+        grid.addLayout(opacity_row, 2, 1)
+        score_row = QHBoxLayout()
+        score_row.addWidget(self.badge)
+        text = QVBoxLayout()
+        text.addWidget(self.score)
+        text.addWidget(self.details)
+        score_row.addLayout(text, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(score_row)
+        layout.addLayout(grid, 1)
+
+    def opacity_value(self) -> float:
+        return self.opacity.value() / 100
+
+    def step_opacity(self, delta: float) -> None:
+        self.opacity.setValue(self.opacity.value() + round(delta * 100))
+
+    def clear(self, message: str = "") -> None:
+        self.prediction = None
+        for view in (self.reconstruction, self.heat, self.overlay):
+            view.set_image(None)
+        self.badge.set_decision("")
+        self.score.setText(message)
+        self.details.setText("")
+
+    def show_original(self, image: np.ndarray | None, message: str = "") -> None:
+        """An image without a model (or that could not be scored): just the original."""
+        self.clear(message)
+        self.original.set_image(image)
+
+    def set_prediction(self, prediction, threshold: float, details: str = "") -> None:
+        self.prediction = prediction
+        self.original.set_image(prediction.image)
+        self.reconstruction.set_image(prediction.reconstruction)
+        self.heat.set_image(heat_image(prediction))
+        self.overlay.set_image(prediction.overlay(self.opacity_value()))
+        self.details.setText(details)
+        self.set_threshold(threshold)
+
+    def set_threshold(self, threshold: float) -> None:
+        """Re-decide the shown image against a (new) threshold."""
+        p = self.prediction
+        if p is None:
+            return
+        decision = "NG" if p.score > threshold else "OK"
+        self.badge.set_decision(decision)
+        relation = "above" if decision == "NG" else "not above"
+        self.score.setText(
+            f"<span style='font-size:14pt'><b>score {p.score:.5g}</b></span> &nbsp; {relation} the threshold {threshold:.5g} "
+            f"&nbsp;·&nbsp; {p.elapsed_ms:.0f} ms"
+        )
+
+    def _on_opacity(self, value: int, emit: bool = True) -> None:
+        self.opacity_label.setText(f"{value} %")
+        if self.prediction is not None:
+            self.overlay.set_image(self.prediction.overlay(value / 100))
+        if emit:
+            self.opacityChanged.emit(value / 100)
