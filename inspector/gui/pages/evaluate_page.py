@@ -1,0 +1,346 @@
+"""Evaluate: score the test split; confusion matrix at the current threshold, ROC with AUROC,
+good vs defect histogram with a draggable threshold line (the session's one threshold: the
+confusion matrix, precision/recall/F1 and the OK/NG marks everywhere follow it live), and
+"save threshold to model" (a new registry version). With good images only, synthetic
+defects stand in: the page shows the false-alarm rate on held-out good images and the share
+of synthetic defects caught instead of a confusion matrix of real defects."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.gui.analysis import ScoreSet, score_dataset
+from inspector.gui.widgets.confusion import ConfusionMatrix
+from inspector.gui.widgets.plots import RocPlot, ScoreHistogram
+from inspector.gui.workers import Job, run_job
+
+
+def _pct(x: float) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+class EvaluatePage(QWidget):
+    evaluated = Signal(object)  # ScoreSet
+
+    def __init__(self, session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.scoreset: ScoreSet | None = None
+        self.job: Job | None = None
+        self._model = None  # the weights the score set belongs to
+
+        self.run_button = QPushButton("Evaluate on the test split")
+        self.run_button.setToolTip("Ctrl+E")
+        self.run_button.clicked.connect(self.evaluate)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.hide()
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(self.run_button)
+        top.addWidget(self.cancel_button)
+        top.addWidget(self.progress, 1)
+        top.addWidget(self.header, 3)
+
+        # --- at the threshold -------------------------------------------------------------
+        self.threshold = QDoubleSpinBox(decimals=6, minimum=-1e12, maximum=1e12)
+        self.threshold.setToolTip("Type a threshold, or drag the line on the histogram")
+        self.threshold.setKeyboardTracking(False)
+        self.threshold.valueChanged.connect(self._on_spin)
+        self.stored = QLabel()
+        self.precision = QLabel()
+        self.recall = QLabel()
+        self.f1 = QLabel()
+        self.false_alarms = QLabel()
+        at = QFormLayout()
+        at.addRow("Threshold", self.threshold)
+        at.addRow("", self.stored)
+        at.addRow("Precision", self.precision)
+        at.addRow("Recall (defects caught)", self.recall)
+        at.addRow("F1", self.f1)
+        at.addRow("False-alarm rate", self.false_alarms)
+        self.at_box = QGroupBox("At the current threshold")
+        self.at_box.setLayout(at)
+
+        self.confusion = ConfusionMatrix()
+        self.good_only = QLabel()
+        self.good_only.setWordWrap(True)
+        self.good_only.setTextFormat(Qt.TextFormat.RichText)
+        self.good_only.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.matrix_stack = QStackedWidget()
+        self.matrix_stack.addWidget(self.confusion)
+        self.matrix_stack.addWidget(self.good_only)
+        self.matrix_box = QGroupBox("Confusion matrix")
+        QVBoxLayout(self.matrix_box).addWidget(self.matrix_stack)
+
+        self.auroc = QLabel()
+        self.ap = QLabel()
+        self.best_f1 = QLabel()
+        self.far90 = QLabel()
+        self.pixel = QLabel()
+        overall = QFormLayout()
+        overall.addRow("AUROC", self.auroc)
+        overall.addRow("Average precision", self.ap)
+        overall.addRow("Best F1", self.best_f1)
+        overall.addRow("False alarms at 90 % recall", self.far90)
+        overall.addRow("Pixel AUROC", self.pixel)
+        self.overall_box = QGroupBox("Whatever the threshold")
+        self.overall_box.setLayout(overall)
+
+        self.best_button = QPushButton("Use the best-F1 threshold")
+        self.best_button.clicked.connect(self.use_best_f1)
+        self.reset_button = QPushButton("Reset to the model's threshold")
+        self.reset_button.clicked.connect(session.reset_threshold)
+        self.save_button = QPushButton("Save threshold to model")
+        self.save_button.setToolTip("Write this threshold into a new version of the model (Ctrl+S)")
+        self.save_button.clicked.connect(self.save_threshold)
+
+        panel = QWidget()
+        ll = QVBoxLayout(panel)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.at_box)
+        ll.addWidget(self.matrix_box, 1)
+        ll.addWidget(self.overall_box)
+        for b in (self.best_button, self.reset_button, self.save_button):
+            ll.addWidget(b)
+        left = QScrollArea()
+        left.setWidget(panel)
+        left.setWidgetResizable(True)
+        left.setFrameShape(QScrollArea.Shape.NoFrame)
+        left.setMinimumWidth(340)
+        left.setMaximumWidth(480)
+
+        self.histogram = ScoreHistogram()
+        self.histogram.thresholdDragged.connect(session.set_threshold)
+        self.roc = RocPlot()
+        plots = QSplitter(Qt.Orientation.Vertical)
+        plots.addWidget(self.histogram)
+        plots.addWidget(self.roc)
+        plots.setStretchFactor(0, 3)
+        plots.setStretchFactor(1, 2)
+
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.setObjectName("evaluateSplitter")
+        body.addWidget(left)
+        body.addWidget(plots)
+        body.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(body, 1)
+
+        session.datasetChanged.connect(self._invalidate)
+        session.modelChanged.connect(self._on_model)
+        session.thresholdChanged.connect(self._on_threshold)
+        self._invalidate()
+
+    # --- running ------------------------------------------------------------------------------
+    def evaluate(self) -> Job | None:
+        if self.job is not None and self.job.running:
+            return self.job
+        predictor, dataset = self.session.predictor, self.session.dataset
+        if predictor is None or dataset is None:
+            self.session.error.emit("Open a folder (Data page) and load or train a model to evaluate it.")
+            return None
+        self.progress.setRange(0, max(len(dataset.test), 1))
+        self.progress.setValue(0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.run_button.setEnabled(False)
+        self.header.setText(f"Scoring the {len(dataset.test)} test images of {dataset.name} with {predictor.info.ref}…")
+        self.job = run_job(f"Evaluating {predictor.info.ref}", score_dataset, predictor, dataset, parent=self)
+        self.job.progress.connect(self._on_progress)
+        self.job.succeeded.connect(self._on_done)
+        self.job.failed.connect(self._on_failed)
+        self.job.cancelled.connect(lambda: self.header.setText("Evaluation cancelled."))
+        self.job.finished.connect(self._on_finished)
+        self._model = predictor.model
+        return self.job
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def _on_progress(self, p) -> None:
+        self.progress.setRange(0, max(p.total, 1))
+        self.progress.setValue(p.done)
+        if p.message:
+            self.progress.setFormat(f"{p.message}: %v of %m")
+
+    def _on_failed(self, message: str) -> None:
+        self.header.setText(f"Evaluation failed: {message}")
+        self.session.error.emit(f"Evaluation failed: {message}")
+
+    def _on_finished(self) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
+        self._update_buttons()
+
+    def _on_done(self, result: ScoreSet) -> None:
+        if self.session.predictor is None or self.session.predictor.model is not self._model:
+            return  # the model changed while this ran
+        self.scoreset = result
+        self.session.add_scores(result.scores_by_path)
+        if result.skipped:
+            self.session.add_unreadable({p: r for p, r in result.skipped})
+        kind = "synthetic defects painted on its held-out good images" if result.synthetic else "defects"
+        self.header.setText(
+            f"<b>{result.model}</b> on <b>{result.dataset}</b>: {result.n_good} good and {result.n_defect} {kind}"
+            f" · {result.ms_per_image:.1f} ms per image"
+        )
+        name = "synthetic defect" if result.synthetic else "defect"
+        self.histogram.set_scores(result.good_scores(), result.defect_scores(), name)
+        fpr, tpr, _ = result.roc()
+        whole = result.at(self.session.threshold)
+        self.roc.set_curve(fpr, tpr, whole.image_auroc)
+        self.roc.plot_item.setTitle(
+            "ROC curve (synthetic defects)" if result.synthetic else "ROC curve", color=self.roc.text_color().name(), size="10pt"
+        )
+        self.auroc.setText(_num(whole.image_auroc))
+        self.ap.setText(_num(whole.average_precision))
+        self.best_f1.setText(f"{_num(whole.best_f1)} at threshold {whole.best_f1_threshold:.5g}")
+        self.far90.setText(_pct(whole.false_alarm_at_90_recall))
+        self.pixel.setText(_num(result.pixel_auroc) if result.pixel_auroc is not None else "– (no masks)")
+        self.matrix_stack.setCurrentWidget(self.good_only if result.synthetic else self.confusion)
+        self.matrix_box.setTitle("Good images only: synthetic defects" if result.synthetic else "Confusion matrix")
+        self.overall_box.setTitle("Whatever the threshold" + (" (synthetic defects)" if result.synthetic else ""))
+        self._on_threshold(self.session.threshold)
+        self.evaluated.emit(result)
+
+    # --- the threshold ------------------------------------------------------------------------
+    def _on_spin(self, value: float) -> None:
+        self.session.set_threshold(value)
+
+    def _on_threshold(self, value: float) -> None:
+        self.threshold.blockSignals(True)
+        self.threshold.setValue(value if math.isfinite(value) else 0.0)
+        self.threshold.blockSignals(False)
+        self.histogram.set_threshold(value)
+        if self.session.predictor is not None:
+            stored = self.session.stored_threshold
+            self.stored.setText(
+                f"model's: {stored:.6g} ({self.session.predictor.info.threshold.method})"
+                + (" · <b>changed, not saved</b>" if self.session.threshold_modified else "")
+            )
+        self._update_buttons()
+        result = self.scoreset
+        if result is None or not math.isfinite(value):
+            return
+        m = result.at(value)
+        self.precision.setText(_num(m.precision))
+        self.recall.setText(_pct(m.recall))
+        self.f1.setText(_num(m.f1))
+        self.false_alarms.setText(_pct(m.false_alarm_rate))
+        self.roc.set_point(m.false_alarm_rate, m.recall)
+        c = m.confusion
+        if result.synthetic:
+            self.good_only.setText(
+                f"<p style='font-size:13pt'><b>{_pct(m.false_alarm_rate)}</b> false alarms on held-out good images"
+                f" ({c['fp']} of {m.n_good} flagged NG)</p>"
+                f"<p style='font-size:13pt'><b>{_pct(m.recall)}</b> of synthetic defects caught"
+                f" ({c['tp']} of {m.n_defect})</p>"
+                "<p>This folder has no real defect images, so defects were painted onto its held-out good "
+                "images (scratches, blobs, texture patches, cut-and-paste). Real defects may be harder or "
+                "easier to catch: add a test/&lt;defect&gt; folder for a real confusion matrix.</p>"
+            )
+        else:
+            self.confusion.set_counts(c)
+
+    def current_metrics(self):
+        return self.scoreset.at(self.session.threshold) if self.scoreset is not None else None
+
+    def use_best_f1(self) -> None:
+        m = self.current_metrics()
+        if m is not None and math.isfinite(m.best_f1_threshold):
+            self.session.set_threshold(m.best_f1_threshold)
+
+    def save_threshold(self):
+        if self.session.predictor is None:
+            self.session.error.emit("Load a model first.")
+            return None
+        m = self.current_metrics()
+        stats = {}
+        if m is not None:
+            stats = {
+                "evaluated_on": self.scoreset.dataset,
+                "synthetic_defects": self.scoreset.synthetic,
+                "false_alarm_rate": m.false_alarm_rate,
+                "recall": m.recall,
+                "precision": m.precision,
+                "f1": m.f1,
+                "n_good": m.n_good,
+                "n_defect": m.n_defect,
+            }
+        try:
+            return self.session.save_threshold(stats)
+        except Exception as e:  # noqa: BLE001 — shown, logged, never fatal
+            import logging
+
+            logging.getLogger(__name__).exception("saving the threshold failed")
+            self.session.error.emit(f"Could not save the threshold: {e}")
+            return None
+
+    # --- state --------------------------------------------------------------------------------
+    def _on_model(self) -> None:
+        model = self.session.predictor.model if self.session.predictor is not None else None
+        if model is not self._model:
+            self._invalidate()
+        self._on_threshold(self.session.threshold)
+
+    def _invalidate(self) -> None:
+        self.cancel()
+        self.scoreset = None
+        self._model = self.session.predictor.model if self.session.predictor is not None else None
+        self.histogram.set_scores(_empty(), _empty())
+        self.roc.set_curve(_empty(), _empty(), math.nan)
+        self.roc.set_point(math.nan, math.nan)
+        self.confusion.set_counts({})
+        self.good_only.setText("")
+        for label in (self.precision, self.recall, self.f1, self.false_alarms, self.auroc, self.ap, self.best_f1, self.far90, self.pixel):
+            label.setText("–")
+        if self.session.predictor is None or self.session.dataset is None:
+            self.header.setText("Open a folder with a test split and load or train a model, then evaluate it here.")
+        else:
+            self.header.setText(
+                f"Evaluate <b>{self.session.predictor.info.ref}</b> on the {len(self.session.dataset.test)} test images "
+                f"of <b>{self.session.dataset.name}</b> (Ctrl+E)."
+            )
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        running = self.job is not None and self.job.running
+        ready = self.session.predictor is not None and self.session.dataset is not None
+        self.run_button.setEnabled(ready and not running)
+        self.best_button.setEnabled(self.scoreset is not None)
+        self.reset_button.setEnabled(self.session.threshold_modified)
+        self.save_button.setEnabled(self.session.threshold_modified)
+
+
+def _empty():
+    import numpy as np
+
+    return np.zeros(0)

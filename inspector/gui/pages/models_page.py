@@ -1,0 +1,526 @@
+"""Models: the registry — method, created, data, metrics, threshold, version lineage; load,
+rename, delete (with confirmation), export and import model files, and compare two models
+side by side on the same data (metrics table, per-image scores of both, scatter plot)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.gui.settings import Settings
+from inspector.gui.widgets.decision import decision_color
+from inspector.gui.widgets.plots import ScoreScatter
+from inspector.gui.workers import Job, run_job
+
+COLUMNS = ("Model", "Method", "Created", "Data", "Threshold", "Quality", "Parent")
+EntryRole = Qt.ItemDataRole.UserRole + 1
+
+
+def _quality(info) -> str:
+    cal = info.metrics.get("calibration", {})
+    auroc = cal.get("synthetic_image_auroc")
+    far = cal.get("holdout_false_alarm_rate")
+    parts = []
+    if auroc is not None and math.isfinite(auroc):
+        parts.append(f"synth. AUROC {auroc:.3f}")
+    if far is not None and math.isfinite(far):
+        parts.append(f"false alarms {100 * far:.1f} %")
+    return " · ".join(parts)
+
+
+def _list_registry(session, report=None, cancel=None) -> list[tuple[str, list]]:
+    registry = session.registry()  # in the worker: the registry module loads torch
+    return [(name, registry.versions(name)) for name in registry.names()]
+
+
+def _compare(ref_a: str, ref_b: str, dataset, registry, report, cancel):
+    from inspector.engine.predictor import Predictor
+    from inspector.gui.analysis import score_dataset
+
+    results = []
+    for ref in (ref_a, ref_b):
+        predictor = Predictor.open(ref, registry=registry)
+        results.append(score_dataset(predictor, dataset, report=report, cancel=cancel))
+    return results
+
+
+class CompareView(QWidget):
+    """Two score sets on the same data: a metrics table, per-image scores, and a scatter plot."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel("Select two models or versions (Ctrl+click) and press Compare to score both on the open folder.")
+        self.title.setWordWrap(True)
+        self.metrics = QTableWidget(0, 3)
+        self.metrics.setHorizontalHeaderLabels(["", "A", "B"])
+        self.metrics.verticalHeader().hide()
+        self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.scores = QTableWidget(0, 6)
+        self.scores.setHorizontalHeaderLabels(["Image", "Label", "A score", "A", "B score", "B"])
+        self.scores.verticalHeader().hide()
+        self.scores.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.scores.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.scores.setSortingEnabled(True)
+        self.scatter = ScoreScatter()
+        tables = QSplitter(Qt.Orientation.Horizontal)
+        tables.addWidget(self.metrics)
+        tables.addWidget(self.scores)
+        tables.setStretchFactor(1, 1)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(tables)
+        body.addWidget(self.scatter)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(body, 1)
+
+    def show_results(self, a, b) -> None:
+        ma, mb = a.at(a.threshold), b.at(b.threshold)
+        synthetic = " (with synthetic defects: the folder has good images only)" if a.synthetic else ""
+        self.title.setText(f"<b>A = {a.model}</b> vs <b>B = {b.model}</b> on {a.dataset}: {a.n_good} good, {a.n_defect} defect images{synthetic}. Each at its own stored threshold.")
+        self.metrics.setHorizontalHeaderLabels(["", f"A: {a.model}", f"B: {b.model}"])
+        rows = [
+            ("Threshold", f"{a.threshold:.5g}", f"{b.threshold:.5g}"),
+            ("AUROC", _f(ma.image_auroc), _f(mb.image_auroc)),
+            ("Average precision", _f(ma.average_precision), _f(mb.average_precision)),
+            ("Best F1", _f(ma.best_f1), _f(mb.best_f1)),
+            ("F1 at threshold", _f(ma.f1), _f(mb.f1)),
+            ("Precision", _f(ma.precision), _f(mb.precision)),
+            ("Recall", _p(ma.recall), _p(mb.recall)),
+            ("False-alarm rate", _p(ma.false_alarm_rate), _p(mb.false_alarm_rate)),
+            ("False alarms at 90 % recall", _p(ma.false_alarm_at_90_recall), _p(mb.false_alarm_at_90_recall)),
+            ("Pixel AUROC", _f(a.pixel_auroc), _f(b.pixel_auroc)),
+            ("ms per image", f"{a.ms_per_image:.1f}", f"{b.ms_per_image:.1f}"),
+        ]
+        self.metrics.setRowCount(len(rows))
+        for r, values in enumerate(rows):
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                if c == 0:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                self.metrics.setItem(r, c, item)
+        self.scores.setSortingEnabled(False)
+        n = min(len(a.scores), len(b.scores))
+        self.scores.setRowCount(n)
+        for r in range(n):
+            label = "defect" if a.labels[r] else "good"
+            da = "NG" if a.scores[r] > a.threshold else "OK"
+            db = "NG" if b.scores[r] > b.threshold else "OK"
+            cells = [a.names[r], label, _num_item(a.scores[r]), da, _num_item(b.scores[r]), db]
+            for c, value in enumerate(cells):
+                item = value if isinstance(value, QTableWidgetItem) else QTableWidgetItem(value)
+                if c in (3, 5):
+                    item.setForeground(decision_color(value))
+                self.scores.setItem(r, c, item)
+        self.scores.setSortingEnabled(True)
+        self.scatter.set_data(a.scores[:n], b.scores[:n], a.labels[:n], a.threshold, b.threshold, ("A", "B"))
+
+
+def _f(x) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+def _p(x) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def _num_item(value: float) -> QTableWidgetItem:
+    item = QTableWidgetItem()
+    item.setData(Qt.ItemDataRole.DisplayRole, float(f"{value:.5g}"))
+    return item
+
+
+class ModelsPage(QWidget):
+    modelLoaded = Signal(str)
+    refreshed = Signal()
+    compared = Signal(object)
+
+    def __init__(self, session, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.settings = settings
+        self.list_job: Job | None = None
+        self.compare_job: Job | None = None
+        self._refresh_again = False
+
+        self.buttons = {}
+        bar = QHBoxLayout()
+        for key, text, tip, slot in (
+            ("load", "Load", "Use the selected model for results and evaluation (Enter)", self.load_selected),
+            ("compare", "Compare", "Score two selected models on the open folder, side by side", self.compare_selected),
+            ("rename", "Rename…", "Rename the selected model (all its versions)", self.rename_selected),
+            ("delete", "Delete…", "Delete the selected version, or the whole model (Del)", self.delete_selected),
+            ("export", "Export…", "Save the selected model file elsewhere", self.export_selected),
+            ("import", "Import…", "Add a .inspector model file to the registry", self.import_file),
+            ("refresh", "Refresh", "Read the registry again (F5)", self.refresh),
+        ):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            self.buttons[key] = button
+            bar.addWidget(button)
+            if key == "compare":
+                bar.addSpacing(12)
+        bar.addStretch(1)
+        self.where = QLabel()
+        self.where.setObjectName("hint")
+        bar.addWidget(self.where)
+
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.header().setStretchLastSection(True)
+        self.tree.itemSelectionChanged.connect(self._on_selection)
+        self.tree.itemActivated.connect(lambda item, col: self.load_selected())
+        self.empty = QLabel()
+
+        self.details = QTextBrowser()
+        self.details.setOpenExternalLinks(False)
+        self.compare_view = CompareView()
+        self.compare_progress = QProgressBar()
+        self.compare_progress.hide()
+        compare_box = QWidget()
+        cl = QVBoxLayout(compare_box)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addWidget(self.compare_progress)
+        cl.addWidget(self.compare_view, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.details, "Details")
+        self.tabs.addTab(compare_box, "Compare")
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setObjectName("modelsSplitter")
+        splitter.addWidget(self.tree)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(splitter, 1)
+
+        session.registryChanged.connect(self.refresh)
+        session.modelChanged.connect(self._mark_loaded)
+        self._on_selection()
+
+    # --- listing ------------------------------------------------------------------------------
+    def refresh(self) -> Job | None:
+        if self.list_job is not None and self.list_job.running:
+            self._refresh_again = True
+            return self.list_job
+        from inspector.engine import paths
+
+        self.where.setText(f"Registry: {paths.models_dir()}")
+        self.list_job = run_job("Reading the model registry", _list_registry, self.session, parent=self)
+        self.list_job.succeeded.connect(self._fill)
+        self.list_job.failed.connect(lambda m: self.session.error.emit(f"Cannot read the model registry: {m}"))
+        self.list_job.finished.connect(self._on_list_finished)
+        return self.list_job
+
+    def _on_list_finished(self) -> None:
+        if self._refresh_again:
+            self._refresh_again = False
+            self.refresh()
+
+    def _fill(self, models: list) -> None:
+        selected = {e.path for e in self.selected_entries()}
+        self.tree.clear()
+        for name, versions in models:
+            if not versions:
+                continue
+            latest = versions[-1]
+            top = QTreeWidgetItem(self._columns(latest, f"{name}  (v{latest.version}, {len(versions)} version{'s' if len(versions) > 1 else ''})"))
+            top.setData(0, EntryRole, latest)
+            top.setData(0, Qt.ItemDataRole.UserRole, name)
+            for entry in reversed(versions):
+                child = QTreeWidgetItem(self._columns(entry, f"v{entry.version}"))
+                child.setData(0, EntryRole, entry)
+                top.addChild(child)
+                if entry.path in selected:
+                    child.setSelected(True)
+            self.tree.addTopLevelItem(top)
+            if latest.path in selected:
+                top.setSelected(True)
+        self.tree.expandAll()
+        self._mark_loaded()
+        self._on_selection()
+        if not models:
+            self.details.setHtml("<h3>No models yet</h3><p>Train one on the Train page (Ctrl+T), or import a .inspector file.</p>")
+        self.refreshed.emit()
+
+    @staticmethod
+    def _columns(entry, first: str) -> list[str]:
+        info = entry.info
+        t = info.threshold
+        return [
+            first,
+            info.method,
+            info.created.replace("T", " ")[:16],
+            str(info.training.get("dataset") or "–"),
+            f"{t.value:.4g} ({t.method})",
+            _quality(info),
+            info.parent or "",
+        ]
+
+    def _mark_loaded(self) -> None:
+        loaded = self.session.predictor.info.ref if self.session.predictor is not None else None
+        icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            for j in range(top.childCount()):
+                child = top.child(j)
+                is_loaded = child.data(0, EntryRole).info.ref == loaded
+                font = child.font(0)
+                font.setBold(is_loaded)
+                child.setFont(0, font)
+                child.setIcon(0, icon if is_loaded else QIcon())
+                child.setToolTip(0, "loaded" if is_loaded else "")
+
+    # --- selection ----------------------------------------------------------------------------
+    def selected_entries(self) -> list:
+        return [item.data(0, EntryRole) for item in self.tree.selectedItems() if item.data(0, EntryRole) is not None]
+
+    def select(self, ref: str) -> bool:
+        """Select a version (``name@vN``) or a whole model (``name``)."""
+        self.tree.clearSelection()
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            if top.data(0, Qt.ItemDataRole.UserRole) == ref:
+                top.setSelected(True)
+                self.tree.setCurrentItem(top)
+                return True
+            for j in range(top.childCount()):
+                child = top.child(j)
+                if child.data(0, EntryRole).info.ref == ref:
+                    child.setSelected(True)
+                    self.tree.setCurrentItem(child)
+                    return True
+        return False
+
+    def _on_selection(self) -> None:
+        entries = self.selected_entries()
+        one = len(entries) == 1
+        self.buttons["load"].setEnabled(one)
+        self.buttons["rename"].setEnabled(one)
+        self.buttons["delete"].setEnabled(one)
+        self.buttons["export"].setEnabled(one)
+        self.buttons["compare"].setEnabled(len(entries) == 2 and self.session.dataset is not None)
+        self.buttons["compare"].setToolTip(
+            "Score two selected models on the open folder, side by side"
+            + ("" if self.session.dataset is not None else " (open a folder first)")
+        )
+        if one:
+            self.details.setHtml(self._details_html(entries[0]))
+
+    def _details_html(self, entry) -> str:
+        info = entry.info
+        t = info.threshold
+        e = html.escape
+        lineage = [info.ref]
+        parent = info.parent
+        known = {}
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            for j in range(top.childCount()):
+                other = top.child(j).data(0, EntryRole)
+                known[other.info.ref] = other
+        while parent and len(lineage) < 50:
+            lineage.append(parent)
+            parent = known[parent].info.parent if parent in known else None
+        training = info.training
+        config = training.get("config", {})
+        rows = [
+            ("Method", info.method),
+            ("Created", info.created),
+            ("File", str(entry.path)),
+            ("Lineage", " ← ".join(lineage)),
+            ("Input", f"{info.image_size} × {info.image_size} px, {'gray' if info.channels == 1 else 'RGB'}"),
+            ("Trained on", f"{training.get('dataset', '–')} ({training.get('n_train', '?')} images, {training.get('n_holdout', '?')} held out) · fingerprint {training.get('fingerprint', '–')}"),
+            ("Training", f"{config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, seed {config.get('seed', '?')} on {training.get('device', '?')} in {training.get('duration_s', '?')} s"),
+            ("Threshold", f"{t.value:.6g} — {t.method} {json.dumps(t.params, default=str)}"),
+        ]
+        if info.notes:
+            rows.append(("Notes", info.notes))
+        metrics = "".join(
+            f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in info.metrics.get("calibration", {}).items()
+        )
+        params = ", ".join(f"{k}={v}" for k, v in info.config.items())
+        body = "".join(f"<tr><td><b>{e(k)}</b></td><td>{e(v)}</td></tr>" for k, v in rows)
+        return (
+            f"<h3>{e(info.ref)}</h3><table cellspacing=4>{body}</table>"
+            f"<h4>Calibration (held-out good images and synthetic defects)</h4><table cellspacing=4>{metrics or '<tr><td>–</td></tr>'}</table>"
+            f"<h4>Hyper-parameters</h4><p>{e(params)}</p>"
+        )
+
+    # --- actions ------------------------------------------------------------------------------
+    def load_selected(self) -> Job | None:
+        entries = self.selected_entries()
+        if len(entries) != 1:
+            return None
+        ref = entries[0].info.ref
+        job = self.session.load_model(ref)
+        job.succeeded.connect(lambda _: self._loaded(ref))
+        return job
+
+    def _loaded(self, ref: str) -> None:
+        self.settings.last_model = ref
+        self.session.info.emit(f"Loaded {ref}.")
+        self.modelLoaded.emit(ref)
+
+    def rename_selected(self) -> Job | None:
+        entries = self.selected_entries()
+        if len(entries) != 1:
+            return None
+        old = entries[0].name
+        new, ok = QInputDialog.getText(self, "Rename model", f"New name for '{old}' (all its versions):", text=old)
+        new = new.strip()
+        if not ok or not new or new == old:
+            return None
+        registry = self.session.registry()
+        job = run_job(f"Renaming {old}", lambda report, cancel: registry.rename(old, new), parent=self)
+
+        def done(_):
+            predictor = self.session.predictor
+            if predictor is not None and predictor.info.name == old:
+                predictor.info.name = new  # the files now say so too
+                self.session.modelChanged.emit()
+            if self.settings.last_model.partition("@")[0] == old:
+                self.settings.last_model = new
+            self.session.info.emit(f"Renamed '{old}' to '{new}'.")
+            self.session.registryChanged.emit()
+
+        job.succeeded.connect(done)
+        job.failed.connect(lambda m: self.session.error.emit(f"Could not rename '{old}': {m}"))
+        return job
+
+    def delete_selected(self) -> int:
+        item = self.tree.currentItem() if self.tree.currentItem() in self.tree.selectedItems() else None
+        if item is None:
+            items = self.tree.selectedItems()
+            item = items[0] if len(items) == 1 else None
+        if item is None:
+            return 0
+        entry = item.data(0, EntryRole)
+        whole = item.parent() is None
+        what = f"the model '{entry.name}' and all its versions" if whole else f"version {entry.info.ref}"
+        answer = QMessageBox.question(
+            self,
+            "Delete model",
+            f"Delete {what}?\n\nThe model file(s) are removed from {entry.path.parent}; this cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return 0
+        try:
+            count = self.session.registry().delete(entry.name, None if whole else entry.version)
+        except Exception as e:  # noqa: BLE001
+            self.session.error.emit(f"Could not delete {what}: {e}")
+            return 0
+        self.session.info.emit(f"Deleted {count} model file(s) of '{entry.name}'.")
+        self.session.registryChanged.emit()
+        return count
+
+    def export_selected(self) -> Path | None:
+        entries = self.selected_entries()
+        if len(entries) != 1:
+            return None
+        entry = entries[0]
+        suggested = str(Path(self.settings.last_folder or Path.home()) / f"{entry.name}-v{entry.version}.inspector")
+        dest, _ = QFileDialog.getSaveFileName(self, "Export model file", suggested, "Model files (*.inspector)")
+        if not dest:
+            return None
+        dest = Path(dest) if dest.endswith(".inspector") else Path(dest + ".inspector")
+        try:
+            shutil.copy2(entry.path, dest)
+        except OSError as e:
+            self.session.error.emit(f"Could not export to {dest}: {e}")
+            return None
+        self.session.info.emit(f"Exported {entry.info.ref} to {dest}.")
+        return dest
+
+    def import_file(self, path: str | None = None) -> Job | None:
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Import a model file", self.settings.last_folder, "Model files (*.inspector)")
+        if not path:
+            return None
+        registry = self.session.registry()
+
+        def work(report, cancel):
+            from inspector.engine.bundle import ModelBundle
+
+            bundle = ModelBundle.load(path)
+            return registry.add(bundle, bundle.info.name or Path(path).stem)
+
+        job = run_job(f"Importing {Path(path).name}", work, parent=self)
+        job.succeeded.connect(lambda entry: (self.session.info.emit(f"Imported as {entry.info.ref}."), self.session.registryChanged.emit()))
+        job.failed.connect(lambda m: self.session.error.emit(f"Could not import {path}: {m}"))
+        return job
+
+    def compare_selected(self) -> Job | None:
+        entries = self.selected_entries()
+        if len(entries) != 2 or self.session.dataset is None:
+            self.session.error.emit("Select exactly two models or versions (Ctrl+click), with a folder open.")
+            return None
+        if self.compare_job is not None and self.compare_job.running:
+            return self.compare_job
+        a, b = (e.info.ref for e in entries)
+        self.tabs.setCurrentIndex(1)
+        self.compare_view.title.setText(f"Scoring {self.session.dataset.name} with {a} and {b}…")
+        self.compare_progress.setRange(0, 0)
+        self.compare_progress.show()
+        job = run_job(f"Comparing {a} and {b}", _compare, a, b, self.session.dataset, self.session.registry(), parent=self)
+        job.progress.connect(lambda p: (self.compare_progress.setRange(0, max(p.total, 1)), self.compare_progress.setValue(p.done)))
+        job.succeeded.connect(self._on_compared)
+        job.failed.connect(lambda m: (self.compare_view.title.setText(f"Comparison failed: {m}"), self.session.error.emit(f"Comparison failed: {m}")))
+        job.finished.connect(self.compare_progress.hide)
+        self.compare_job = job
+        return job
+
+    def _on_compared(self, results) -> None:
+        self.compare_view.show_results(*results)
+        self.compared.emit(results)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Delete:
+            self.delete_selected()
+        elif event.key() == Qt.Key.Key_F5:
+            self.refresh()
+        else:
+            super().keyPressEvent(event)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

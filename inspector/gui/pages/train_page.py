@@ -1,0 +1,513 @@
+"""Train: pick a method (presets per method, key hyper-parameters editable) and the device,
+start; the core's Trainer runs in a worker while the window stays usable, with progress and
+ETA, live loss curves and sample reconstructions; cancel at any time (the last epoch's
+checkpoint is kept, so the same settings resume); the model lands in the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from inspector.gui.methods import PRESETS, MethodChoice
+from inspector.gui.settings import Settings
+from inspector.gui.widgets.image_view import TitledImage
+from inspector.gui.widgets.param_form import ParamForm
+from inspector.gui.widgets.plots import LossPlot
+from inspector.gui.workers import Job
+
+IMAGE_SIZES = (32, 64, 128, 256)
+THRESHOLD_MODES = (
+    ("good-quantile", "False-alarm budget on held-out good images"),
+    ("synthetic-f1", "Best F1 on synthetic defects (false alarms capped)"),
+)
+
+
+def human_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
+
+
+def sample_strip(originals: np.ndarray, reconstructions: np.ndarray, gap: int = 2) -> np.ndarray:
+    """Originals in the top row, their reconstructions below, with thin gaps."""
+    def row(images: np.ndarray) -> np.ndarray:
+        tiles = []
+        for im in images:
+            tiles.append(im)
+            tiles.append(np.zeros((im.shape[0], gap) + im.shape[2:], np.uint8))
+        return np.concatenate(tiles[:-1], axis=1)
+
+    top, bottom = row(originals), row(reconstructions)
+    return np.concatenate([top, np.zeros((gap,) + top.shape[1:], np.uint8), bottom], axis=0)
+
+
+class TrainPage(QWidget):
+    trainingStarted = Signal()
+    trainingFinished = Signal(object)  # registry Entry
+    trainingCancelled = Signal()
+    trainingFailed = Signal(str)
+    inspectRequested = Signal()
+    evaluateRequested = Signal()
+
+    def __init__(self, session, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.settings = settings
+        self.methods: dict[str, MethodChoice] = {}
+        self.job: Job | None = None
+        self._applying = False
+        self._plot_dirty = False
+
+        # --- form -------------------------------------------------------------------------
+        self.data_label = QLabel()
+        self.data_label.setWordWrap(True)
+        self.method = QComboBox()
+        self.method.addItem("Loading methods…")
+        self.method.setEnabled(False)
+        self.method.currentIndexChanged.connect(self._on_method)
+        self.description = QLabel()
+        self.description.setWordWrap(True)
+        self.description.setObjectName("hint")
+        self.preset = QComboBox()
+        self.preset.addItems([*PRESETS, "Custom"])
+        self.preset.setCurrentText("Standard")
+        self.preset.currentTextChanged.connect(self._apply_preset)
+        self.image_size = QComboBox()
+        for size in IMAGE_SIZES:
+            self.image_size.addItem(f"{size} × {size} px", size)
+        self.channels = QComboBox()
+        self.channels.addItem("Gray", 1)
+        self.channels.addItem("Colour (RGB)", 3)
+        self.epochs = QSpinBox(minimum=1, maximum=10000, value=15)
+        self.batch_size = QSpinBox(minimum=1, maximum=1024, value=32)
+        self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, value=2e-4, singleStep=1e-4)
+        self.device = QComboBox()
+        self.device.addItem("Automatic", "auto")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.augment = QCheckBox("Random flips (parts that look the same mirrored)")
+        for w in (self.image_size, self.epochs, self.batch_size, self.lr):
+            signal = w.currentIndexChanged if isinstance(w, QComboBox) else w.valueChanged
+            signal.connect(self._mark_custom)
+
+        self.params = ParamForm()
+        self.params_box = QCollapsible("Method parameters")
+        self.params_box.addWidget(self.params)
+
+        self.threshold_mode = QComboBox()
+        for value, text in THRESHOLD_MODES:
+            self.threshold_mode.addItem(text, value)
+        self.false_alarm = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=50.0, value=2.0, suffix=" %")
+        self.false_alarm.setToolTip("Share of good parts the threshold may flag on held-out good images")
+
+        self.name = QLineEdit()
+        self.name.setToolTip("Registry name; an existing name gets a new version")
+        self.finetune = QCheckBox("Fine-tune the loaded model")
+        self.resume = QCheckBox("Resume an interrupted run with the same settings")
+        self.resume.setChecked(True)
+
+        self.start_button = QPushButton("Start training")
+        self.start_button.setToolTip("Ctrl+T")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Esc — the last finished epoch is kept as a checkpoint")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+
+        form = QFormLayout()
+        form.addRow("Method", self.method)
+        form.addRow("", self.description)
+        form.addRow("Preset", self.preset)
+        form.addRow("Image size", self.image_size)
+        form.addRow("Colour", self.channels)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Device", self.device)
+        form.addRow("Seed", self.seed)
+        form.addRow("", self.augment)
+        threshold = QFormLayout()
+        threshold.addRow("Threshold", self.threshold_mode)
+        threshold.addRow("False alarms", self.false_alarm)
+        output = QFormLayout()
+        output.addRow("Model name", self.name)
+        output.addRow("", self.finetune)
+        output.addRow("", self.resume)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button, 1)
+        buttons.addWidget(self.cancel_button)
+
+        form_widget = QWidget()
+        fl = QVBoxLayout(form_widget)
+        fl.addWidget(_group("Data", self.data_label))
+        fl.addWidget(_group("Method", form, self.params_box))
+        fl.addWidget(_group("Threshold calibration", threshold))
+        fl.addWidget(_group("Result", output))
+        fl.addLayout(buttons)
+        fl.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(form_widget)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(360)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+
+        # --- progress -----------------------------------------------------------------------
+        self.status = QLabel("Not training.")
+        self.status.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p %")
+        self.loss_plot = LossPlot()
+        self.samples = TitledImage("Sample reconstructions", "Held-out good images (top) and the model's reconstructions (bottom) appear after each epoch.")
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.inspect_button = QPushButton("Inspect images with it")
+        self.inspect_button.clicked.connect(self.inspectRequested)
+        self.evaluate_button = QPushButton("Evaluate it")
+        self.evaluate_button.clicked.connect(self.evaluateRequested)
+        after = QHBoxLayout()
+        after.addWidget(self.summary, 1)
+        after.addWidget(self.inspect_button)
+        after.addWidget(self.evaluate_button)
+        self.inspect_button.hide()
+        self.evaluate_button.hide()
+
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.status)
+        rl.addWidget(self.progress)
+        plots = QSplitter(Qt.Orientation.Vertical)
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.samples)
+        plots.setStretchFactor(0, 3)
+        plots.setStretchFactor(1, 2)
+        rl.addWidget(plots, 1)
+        rl.addLayout(after)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setObjectName("trainSplitter")
+        splitter.addWidget(scroll)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+        self._plot_timer = QTimer(self, interval=250, timeout=self._redraw)
+        session.datasetChanged.connect(self._update_state)
+        session.modelChanged.connect(self._update_state)
+        self._update_state()
+
+    # --- set-up from the warm-up job ---------------------------------------------------------
+    def set_methods(self, choices: list[MethodChoice], devices: list[tuple[str, str]]) -> None:
+        self.methods = {c.name: c for c in choices}
+        self.method.blockSignals(True)
+        self.method.clear()
+        model = self.method.model()
+        for i, c in enumerate(choices):
+            self.method.addItem(c.name if c.available else f"{c.name} (unavailable)", c.name)
+            self.method.setItemData(i, c.description if c.available else f"Cannot be loaded: {c.error}", Qt.ItemDataRole.ToolTipRole)
+            if not c.available:
+                model.item(i).setEnabled(False)
+        self.method.setEnabled(True)
+        last = self.settings.get("train/method", "ganomaly")
+        names = [c.name for c in choices if c.available]
+        pick = last if last in names else (names[0] if names else None)
+        if pick is not None:
+            self.method.setCurrentIndex(self.method.findData(pick))
+        self.method.blockSignals(False)
+        self.device.clear()
+        for value, label in devices:
+            self.device.addItem(label, value)
+        self._on_method()
+
+    def select_method(self, name: str) -> None:
+        index = self.method.findData(name)
+        if index >= 0:
+            self.method.setCurrentIndex(index)
+
+    def current_method(self) -> MethodChoice | None:
+        return self.methods.get(self.method.currentData())
+
+    def _on_method(self) -> None:
+        choice = self.current_method()
+        if choice is None:
+            self.description.setText("")
+            return
+        if not choice.available:
+            self.description.setText(f"Unavailable: {choice.error}")
+            self._update_state()
+            return
+        self.description.setText(choice.description)
+        stored = self.settings.train_form(choice.name)
+        self.params.set_fields(choice.params, stored.get("params"))
+        self._applying = True
+        self.lr.setValue(float(stored.get("lr", choice.defaults.get("lr", 2e-4))))
+        self.channels.setCurrentIndex(self.channels.findData(int(stored.get("channels", choice.defaults.get("channels", 1)))))
+        self._applying = False
+        if stored.get("image_size"):
+            self._set_values(stored)
+            self.preset.setCurrentText(stored.get("preset", "Custom"))
+        else:
+            self._apply_preset(self.preset.currentText() if self.preset.currentText() != "Custom" else "Standard")
+        self._update_state()
+
+    def _apply_preset(self, name: str) -> None:
+        choice = self.current_method()
+        if choice is None or name not in PRESETS or self._applying:
+            return
+        values = choice.preset(name)
+        self._set_values(values)
+        self.params.set_values({**choice.params, **values["params"]})
+        self.preset.blockSignals(True)
+        self.preset.setCurrentText(name)
+        self.preset.blockSignals(False)
+
+    def _set_values(self, values: dict) -> None:
+        self._applying = True
+        try:
+            index = self.image_size.findData(int(values.get("image_size", 64)))
+            self.image_size.setCurrentIndex(max(index, 0))
+            self.epochs.setValue(int(values.get("epochs", 15)))
+            self.batch_size.setValue(int(values.get("batch_size", 32)))
+        finally:
+            self._applying = False
+
+    def _mark_custom(self) -> None:
+        if not self._applying:
+            self.preset.blockSignals(True)
+            self.preset.setCurrentText("Custom")
+            self.preset.blockSignals(False)
+
+    def _update_state(self) -> None:
+        dataset = self.session.dataset
+        running = self.job is not None and self.job.running
+        choice = self.current_method()
+        if dataset is None:
+            self.data_label.setText("No data: open a folder on the Data page first (Ctrl+O).")
+        else:
+            self.data_label.setText(f"<b>{len(dataset.train)}</b> good training images in <b>{dataset.name}</b>")
+            if choice is not None:
+                self.name.setPlaceholderText(f"{dataset.name}-{choice.name}".replace(" ", "_")[:64])
+        predictor = self.session.predictor
+        can_finetune = predictor is not None and choice is not None and predictor.info.method == choice.name
+        self.finetune.setEnabled(can_finetune and not running)
+        self.finetune.setText(f"Fine-tune the loaded model ({predictor.info.ref})" if predictor is not None else "Fine-tune the loaded model")
+        if not can_finetune:
+            self.finetune.setChecked(False)
+        self.start_button.setEnabled(dataset is not None and choice is not None and choice.available and not running)
+        self.cancel_button.setEnabled(running)
+
+    # --- the form as a TrainConfig -----------------------------------------------------------
+    def form_values(self) -> dict:
+        return {
+            "image_size": self.image_size.currentData(),
+            "channels": self.channels.currentData(),
+            "epochs": self.epochs.value(),
+            "batch_size": self.batch_size.value(),
+            "lr": self.lr.value(),
+            "preset": self.preset.currentText(),
+            "params": self.params.values(),
+        }
+
+    def set_form(self, image_size=None, epochs=None, batch_size=None, params=None, name=None) -> None:
+        """Set some fields as a user would (used by the demo and by tests)."""
+        if image_size is not None:
+            self.image_size.setCurrentIndex(self.image_size.findData(int(image_size)))
+        if epochs is not None:
+            self.epochs.setValue(int(epochs))
+        if batch_size is not None:
+            self.batch_size.setValue(int(batch_size))
+        if params:
+            self.params.set_values(params)
+        if name is not None:
+            self.name.setText(name)
+
+    def train_config(self):
+        from inspector.engine.trainer import TrainConfig
+
+        choice = self.current_method()
+        params = dict(self.params.values())
+        defaults = choice.defaults
+        if self.lr.value() != defaults.get("lr"):
+            params["lr"] = self.lr.value()
+        return TrainConfig(
+            method=choice.name,
+            image_size=self.image_size.currentData(),
+            channels=self.channels.currentData(),
+            epochs=self.epochs.value(),
+            batch_size=self.batch_size.value(),
+            seed=self.seed.value(),
+            device=self.device.currentData() or "auto",
+            augment=self.augment.isChecked(),
+            threshold_mode=self.threshold_mode.currentData(),
+            false_alarm_rate=self.false_alarm.value() / 100,
+            params=params,
+        )
+
+    # --- running ------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def start(self) -> Job | None:
+        if self.is_running():
+            return self.job
+        dataset = self.session.dataset
+        choice = self.current_method()
+        if dataset is None:
+            self.session.error.emit("Open a folder of good images first (Data page, Ctrl+O).")
+            return None
+        if choice is None or not choice.available:
+            self.session.error.emit("Pick a method that is available.")
+            return None
+        from inspector.engine.registry import RegistryError, check_name
+        from inspector.engine.workflow import default_model_name, train_dataset
+
+        try:
+            config = self.train_config()
+            name = self.name.text().strip() or default_model_name(choice.name, dataset)
+            check_name(name)
+        except (ValueError, RegistryError) as e:
+            self.session.error.emit(f"Cannot start training: {e}")
+            return None
+        init_from = self.session.predictor.bundle if self.finetune.isChecked() and self.session.predictor else None
+        registry = self.session.registry()
+        resume = self.resume.isChecked()
+        self.settings.set("train/method", choice.name)
+        self.settings.set_train_form(choice.name, self.form_values())
+
+        def work(report, cancel):
+            from inspector.engine.predictor import Predictor
+
+            entry = train_dataset(dataset, config, registry, name, on_event=report, cancel=cancel, init_from=init_from, resume=resume)
+            return entry, Predictor.open(entry.path, device=config.device, registry=registry)
+
+        self.loss_plot.clear_losses()
+        self.samples.set_image(None)
+        self.summary.setText("")
+        self.inspect_button.hide()
+        self.evaluate_button.hide()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.status.setText(f"Reading {len(dataset.train)} training images…")
+        self.job = Job(f"Training {name}", work, parent=self)
+        self.job.progress.connect(self._on_event)
+        self.job.succeeded.connect(self._on_succeeded)
+        self.job.cancelled.connect(self._on_cancelled)
+        self.job.failed.connect(self._on_failed)
+        self.job.finished.connect(self._on_finished)
+        self.job.start()
+        self._plot_timer.start()
+        self._update_state()
+        self.trainingStarted.emit()
+        return self.job
+
+    def cancel(self) -> None:
+        if self.is_running():
+            self.job.cancel()
+            self.status.setText("Cancelling after the current step…")
+            self.cancel_button.setEnabled(False)
+
+    def _on_event(self, event) -> None:
+        from inspector.engine.events import TrainProgress
+        from inspector.engine.trainer import ImagesSkipped, SampleReconstructions
+
+        if isinstance(event, TrainProgress):
+            if event.phase == "train":
+                self.progress.setRange(0, max(event.steps, 1))
+                self.progress.setValue(event.step)
+                self.status.setText(
+                    f"Epoch {event.epoch} of {event.epochs} · step {event.step} of {event.steps} · "
+                    f"{event.images_per_s:.0f} images/s · about {human_duration(event.eta_s)} left"
+                )
+                self.loss_plot.add(event.step, event.losses)
+                self._plot_dirty = True
+            elif event.phase == "calibrate":
+                self.progress.setRange(0, 0)
+                self.status.setText("Calibrating the threshold on held-out good images and synthetic defects…")
+        elif isinstance(event, SampleReconstructions):
+            self.samples.title.setText(f"Sample reconstructions after epoch {event.epoch} (top: held-out good images, bottom: reconstructions)")
+            self.samples.set_image(sample_strip(event.originals, event.reconstructions))
+        elif isinstance(event, ImagesSkipped):
+            self.session.add_unreadable({p: r for p, r in event.report.failed})
+            self.session.error.emit(f"{len(event.report.failed)} unreadable image(s) were left out of training (see the Data page).")
+
+    def _redraw(self) -> None:
+        if self._plot_dirty:
+            self._plot_dirty = False
+            self.loss_plot.redraw()
+
+    def _on_succeeded(self, result) -> None:
+        entry, predictor = result
+        info = entry.info
+        cal = info.metrics.get("calibration", {})
+        t = info.threshold
+        lines = [f"Saved <b>{info.ref}</b> · threshold {t.value:.4g} ({t.method})"]
+        if cal:
+            lines.append(
+                f"held-out good flagged: {100 * cal.get('holdout_false_alarm_rate', float('nan')):.1f}% · "
+                f"synthetic defects caught: {100 * cal.get('synthetic_detection_rate', float('nan')):.1f}% · "
+                f"synthetic AUROC {cal.get('synthetic_image_auroc', float('nan')):.3f}"
+            )
+        self.summary.setText("<br>".join(lines))
+        self.status.setText(f"Finished in {human_duration(info.training.get('duration_s', 0))}.")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.inspect_button.show()
+        self.evaluate_button.show()
+        self.session.set_predictor(predictor)
+        self.session.registryChanged.emit()
+        self.session.info.emit(f"Training finished: {info.ref} is in the registry and loaded.")
+        self.trainingFinished.emit(entry)
+
+    def _on_cancelled(self) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText(
+            "Training cancelled. The last finished epoch is kept as a checkpoint: start again with the same settings to resume."
+        )
+        self.trainingCancelled.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText(f"Training failed: {message}")
+        self.session.error.emit(f"Training failed: {message}")
+        self.trainingFailed.emit(message)
+
+    def _on_finished(self) -> None:
+        self._plot_timer.stop()
+        self._redraw()
+        self._update_state()
+
+
+def _group(title: str, *contents) -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    for item in contents:
+        if isinstance(item, QWidget):
+            layout.addWidget(item)
+        else:
+            layout.addLayout(item)
+    return box
