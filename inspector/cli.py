@@ -1,4 +1,4 @@
-"""Every capability, headless: ``inspector data|train|eval|predict|models|methods|demo``.
+"""Every capability, headless: ``inspector data|train|eval|predict|models|methods|demo``; and ``gui``, the desktop app.
 
 Errors are one clear line on stderr and a non-zero exit code (set INSPECTOR_DEBUG=1 for the
 traceback). ``--json`` prints machine-readable output only, on stdout.
@@ -477,7 +477,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The demo project: ELPV solar cells, a GANomaly trained on them if none exists yet, its report."""
+    """The demo project: the app opens on the ELPV solar cells (data prepared, model trained in the
+    background on first start); ``--headless`` does the same without a window and writes the report."""
+    if not args.headless:
+        from inspector.gui.app import run
+
+        return run(demo={"method": args.method, "epochs": args.epochs}, screenshot=args.screenshot)
     from inspector.data.elpv import materialise_elpv
     from inspector.engine import paths
     from inspector.engine.registry import RegistryError
@@ -497,6 +502,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return rc
     out = paths.data_dir() / "reports" / DEMO_MODEL
     return main(["eval", DEMO_MODEL, str(data), "--out", str(out)])
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """The desktop app, optionally on a folder and a model."""
+    from inspector.gui.app import run
+
+    return run(data=args.data, model=args.model, screenshot=args.screenshot, theme=args.theme)
 
 
 # --- parser -------------------------------------------------------------------------------------
@@ -600,10 +612,19 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--json", action="store_true")
     me.set_defaults(func=cmd_methods)
 
-    d = sub.add_parser("demo", help="prepare the ELPV demo project, train its model if needed, write its report")
+    d = sub.add_parser("demo", help="open the app on the ELPV demo project (its model is trained on first start)")
     d.add_argument("--method", default="ganomaly")
     d.add_argument("--epochs", type=int, default=15)
+    d.add_argument("--headless", action="store_true", help="no window: prepare the data, train if needed, write the evaluation report")
+    d.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
     d.set_defaults(func=cmd_demo)
+
+    g = sub.add_parser("gui", help="open the desktop app")
+    g.add_argument("--data", metavar="DIR", help="open this dataset folder (default: the last one)")
+    g.add_argument("--model", metavar="MODEL", help="load this registry name[@vN] or model file (default: the last one)")
+    g.add_argument("--theme", choices=("system", "light", "dark"), help="colour theme (default: the saved choice, else the system's)")
+    g.add_argument("--screenshot", metavar="PNG", help="save a picture of the window once it has loaded, then quit")
+    g.set_defaults(func=cmd_gui)
     return p
 
 

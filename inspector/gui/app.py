@@ -138,6 +138,17 @@ def install_excepthook() -> None:
 
 
 # --- running -------------------------------------------------------------------------------------
+def check_display() -> None:
+    """A clear message instead of Qt aborting the process when there is no screen to show on."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        raise RuntimeError(
+            "no display to open the window on (DISPLAY is not set): run it on a desktop, "
+            "under xvfb-run, or use the command line (`inspector demo --headless`, `inspector --help`)"
+        )
+
+
 class _FirstPaint(QObject):
     """Calls back once, when the window first paints (= visible on screen)."""
 
@@ -162,6 +173,7 @@ def run(
 ) -> int:
     """Open the window. ``demo`` = {"method", "epochs"} opens the demo project (and trains it if needed)."""
     started = time.perf_counter()
+    check_display()
     log_path = setup_logging()
     from inspector.gui.settings import Settings
 
