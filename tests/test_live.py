@@ -232,6 +232,34 @@ def test_an_absent_camera_is_reported_lost_and_retried_without_raising():
     assert "camera 97" in changes[1].message
 
 
+def test_http_stream_that_closes_is_lost_and_reopened(tmp_path):
+    """A real stream source: OpenCV/FFmpeg reads a video over HTTP; when the stream closes it is
+    reported lost and reconnected, and frames flow again."""
+    import functools
+    import http.server
+
+    rng = np.random.default_rng(12)
+    write_video(tmp_path / "cam.avi", [make_part(rng) for _ in range(10)])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cam.avi"
+        source = open_source(url, backoff=Backoff(0.05, 1.0, 0.05))
+        changes, frames, stop = [], [], threading.Event()
+        for frame in source.frames(stop, on_state=changes.append):
+            frames.append(frame)
+            if len(frames) == 15:
+                stop.set()
+    finally:
+        server.shutdown()
+        server.server_close()
+    states = [c.state for c in changes]
+    assert states == [SourceState.CONNECTING, SourceState.LIVE, SourceState.LOST, SourceState.CONNECTING, SourceState.LIVE]
+    assert [f.frame_id for f in frames] == list(range(15)) and frames[0].image.shape == (64, 64, 3)
+
+
 def test_parse_and_open_sources(tmp_path):
     video = write_video(tmp_path / "v.avi", [np.zeros((16, 16), np.uint8)] * 2)
     assert parse_source("0").kind == "camera"

@@ -230,6 +230,7 @@ class _CaptureSource(FrameSource):
 
     def _open(self) -> None:
         self._close()
+        _quiet_opencv()  # a lost camera is reported once per retry by the source; not by OpenCV too
         cap = self._make_capture()
         if not cap.isOpened():
             cap.release()
@@ -246,6 +247,13 @@ class _CaptureSource(FrameSource):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def _quiet_opencv() -> None:
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # an OpenCV build without the logging utilities
+        pass
 
 
 class CameraSource(_CaptureSource):
