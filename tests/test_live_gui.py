@@ -56,6 +56,7 @@ def test_live_page_start_stop_feedback_and_history(qtbot, line, tmp_path):
     page = make_page(qtbot, reg, tmp_path)
     assert page.model.currentData() == "line" and not page.stop_button.isEnabled()
     page.source.setCurrentText(str(video))
+    page.keep_ok.setValue(1)  # keep every OK image too
 
     with qtbot.waitSignal(page.started, timeout=10000):
         qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
@@ -81,6 +82,7 @@ def test_live_page_start_stop_feedback_and_history(qtbot, line, tmp_path):
     assert not page.is_running() and page.start_button.isEnabled()
     inspected = page.store.count()["total"]
     assert inspected >= int(page.counters["inspected"].text()) > 0
+    assert all(r.image is not None for r in page.store.query())
 
     # the history tab lists what was stored; filters and CSV export
     page.tabs.setCurrentIndex(1)

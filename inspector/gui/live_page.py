@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSlider,
+    QSpinBox,
     QSplitter,
     QStyle,
     QTableWidget,
@@ -203,20 +204,33 @@ class ComparisonDialog(QDialog):
 
 # --- the page ----------------------------------------------------------------------------------------
 class _Inbox:
-    """What the engine's threads hand to the UI timer (everything behind one lock)."""
+    """What the engine's threads hand to the UI timer, bounded whatever the UI does: the latest
+    result, the recent NG results, and (seq, score, NG) of recent results for the trend."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.results: collections.deque = collections.deque(maxlen=2000)
+        self.latest = None
+        self.ng: collections.deque = collections.deque(maxlen=KEEP_NG)
+        self.points: collections.deque = collections.deque(maxlen=TREND_POINTS)
         self.states: list = []
-        self.errors: list = []
+        self.errors: collections.deque = collections.deque(maxlen=20)
+
+    def add(self, result) -> None:
+        with self.lock:
+            self.latest = result
+            self.points.append((result.seq, result.score, result.decision == "NG"))
+            if result.decision == "NG":
+                self.ng.append(result)
 
     def drain(self):
         with self.lock:
-            results, states, errors = list(self.results), self.states, self.errors
-            self.results.clear()
-            self.states, self.errors = [], []
-        return results, states, errors
+            latest, ng, points, states, errors = self.latest, list(self.ng), list(self.points), self.states, list(self.errors)
+            self.latest = None
+            self.ng.clear()
+            self.points.clear()
+            self.errors.clear()
+            self.states = []
+        return latest, ng, points, states[-50:], errors
 
 
 class LivePage(QWidget):
@@ -282,6 +296,13 @@ class LivePage(QWidget):
         self.model.setMinimumContentsLength(18)
         self.model.setToolTip("The registered model; live inspection uses its version in use")
         self.model.currentIndexChanged.connect(self._model_changed)
+        self.keep_ok = QSpinBox()
+        self.keep_ok.setRange(0, 100000)
+        self.keep_ok.setSpecialValueText("none")
+        self.keep_ok.setPrefix("every ")
+        self.keep_ok.setValue(int(self.settings.get("live/keep_ok_every", 0)) if self.settings is not None else 0)
+        self.keep_ok.setToolTip("Also keep the image of every N-th OK frame (NG frames are always kept)")
+        self.keep_ok.valueChanged.connect(self._keep_ok_changed)
         self.start_button = QPushButton(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Start")
         self.stop_button = QPushButton(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaStop), "Stop")
         self.start_button.clicked.connect(self.start)
@@ -297,6 +318,8 @@ class LivePage(QWidget):
         top.addWidget(self.model, 1, 1)
         top.addWidget(self.start_button, 1, 2)
         top.addWidget(self.stop_button, 1, 3)
+        top.addWidget(QLabel("Keep OK images"), 1, 4)
+        top.addWidget(self.keep_ok, 1, 5)
         top.setColumnStretch(1, 1)
 
         # banner
@@ -514,9 +537,15 @@ class LivePage(QWidget):
         if self.store is None:
             from inspector.engine.results_store import ResultsStore
 
-            self.store = ResultsStore(self.store_path)
+            self.store = ResultsStore(self.store_path, save_ok_every=self.keep_ok.value())
             self.history.set_store(self.store)
         return self.store
+
+    def _keep_ok_changed(self, value: int) -> None:
+        if self.store is not None:
+            self.store.save_ok_every = int(value)  # read by the store at each OK result
+        if self.settings is not None:
+            self.settings.set("live/keep_ok_every", int(value))
 
     def _open_history(self) -> None:
         try:
@@ -634,8 +663,7 @@ class LivePage(QWidget):
         inbox.drain()
 
         def on_result(result):
-            with inbox.lock:
-                inbox.results.append(result)
+            inbox.add(result)
 
         def on_state(change):
             with inbox.lock:
@@ -746,11 +774,9 @@ class LivePage(QWidget):
         live = self.live
         if live is None:
             return
-        results, states, errors = self._inbox.drain()
-        for r in results:
-            self._scores.append((r.seq, r.score, r.decision == "NG"))
-            if r.decision == "NG":
-                self.ng_history.append(r)
+        latest, ng, points, states, errors = self._inbox.drain()
+        self._scores.extend(points)
+        self.ng_history.extend(ng)
         if len(self.ng_history) > KEEP_NG:
             del self.ng_history[: len(self.ng_history) - KEEP_NG]
             self.ng_index = min(self.ng_index, len(self.ng_history) - 1)
@@ -758,9 +784,9 @@ class LivePage(QWidget):
             self._show_state(states[-1])
         for text in errors[-3:]:
             self.show_message(text, "warning")
-        if results and not self.reviewing:
-            self.display(results[-1])
-        if results:
+        if latest is not None and not self.reviewing:
+            self.display(latest)
+        if points:
             self._draw_trend()
         self._show_stats(live.stats())
         if live.paused and not self.reviewing and self.shown is not None:
