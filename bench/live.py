@@ -19,6 +19,7 @@ The first ``--warmup`` seconds of each run are not counted.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -182,14 +183,22 @@ def measure(method: str, args, video: Path, work: Path) -> dict:
     return row
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = command_line()
     threads = apply_threads(args.threads)
     methods = select_methods(args.methods)
     machine = machine_info(args.device)
+    machine["load_average_start"] = _load()
     print(f"command: {command}")
-    print(describe_machine(machine))
+    print(describe_machine(machine) + f"; load average {machine['load_average_start']}")
     print(f"source: generated {args.width}x{args.height} MJPG video, {args.frames} frames looped; "
           f"{args.seconds:g} s measured per run after {args.warmup:g} s warm-up\n", flush=True)
 
@@ -204,6 +213,7 @@ def main(argv=None) -> int:
                 print(f"[{method}] FAILED: {type(e).__name__}: {e}", flush=True)
                 errors[method] = f"{type(e).__name__}: {e}"
 
+    machine["load_average_end"] = _load()
     columns = [
         ("method", "method"), ("size", "px"),
         ("camera_fps", f"fps @{args.fps:g}"), ("camera_dropped_pct", "dropped %"),
@@ -217,6 +227,8 @@ def main(argv=None) -> int:
         f"\nfps @{args.fps:g} = frames inspected per second with the video played as a {args.fps:g} fps camera (newest frame wins);"
         "\nmax = read as fast as the loop takes frames (none dropped); latency = capture -> result committed to the store."
         f"\ntarget: >= {TARGET_FPS:g} fps and p95 <= {TARGET_P95_MS:g} ms."
+        f"\nload average at the start {machine['load_average_start']}, at the end {machine['load_average_end']}"
+        " (other work on the machine slows every number here)."
     )
     out = write_results(args.out, {
         "benchmark": "live",
