@@ -123,10 +123,13 @@ def run_live(predictor, video: Path, db: Path, args, realtime: bool) -> dict:
     started = time.perf_counter()
     live.start()
     time.sleep(args.warmup)
+    threads = {t.name: t.native_id for t in live._threads}
+    cpu0 = {name: _cpu_ns(tid) for name, tid in threads.items()}
     dropped0 = live.stats().dropped
     n0 = len(stamps)
     time.sleep(args.seconds)
     n1 = len(stamps)
+    cpu1 = {name: _cpu_ns(tid) for name, tid in threads.items()}
     dropped1 = live.stats().dropped
     live.stop()
     store.close()
@@ -136,7 +139,12 @@ def run_live(predictor, video: Path, db: Path, args, realtime: bool) -> dict:
     span = window[-1][0] - window[0][0]
     latencies = np.array([w[1] for w in window])
     delivered = len(window) + (dropped1 - dropped0)
+    cpu = {name: (cpu1[name] - cpu0[name]) / 1e6 if cpu0[name] is not None and cpu1[name] is not None else None for name in threads}
+    inference_cpu = cpu.get("live-inference")
+    capture_cpu = cpu.get("live-capture")
     return {
+        "inference_cpu_ms": inference_cpu / max(n1 - n0, 1) if inference_cpu is not None else None,
+        "capture_cpu_ms": capture_cpu / max(delivered, 1) if capture_cpu is not None else None,
         "fps": (len(window) - 1) / span,
         "p50_ms": float(np.percentile(latencies, 50)),
         "p95_ms": float(np.percentile(latencies, 95)),
@@ -168,6 +176,10 @@ def measure(method: str, args, video: Path, work: Path) -> dict:
         "max_p50_ms": fastest["p50_ms"],
         "max_p95_ms": fastest["p95_ms"],
         "inference_ms": fastest["inference_ms"],
+        "cpu_infer_ms": fastest["inference_cpu_ms"],
+        "cpu_capture_ms": fastest["capture_cpu_ms"],
+        "idle_fps_estimate": (1000.0 / max(fastest["inference_cpu_ms"], fastest["capture_cpu_ms"] or 0.0)
+                              if fastest["inference_cpu_ms"] else None),
         "train_s": train_s,
         "meets_target": camera["fps"] >= TARGET_FPS * 0.98 and camera["p95_ms"] <= TARGET_P95_MS and fastest["fps"] >= TARGET_FPS,
         "camera": camera,
@@ -177,10 +189,19 @@ def measure(method: str, args, video: Path, work: Path) -> dict:
         f"[{method} {args.image_size}px] camera {args.fps:g} fps: inspected {camera['fps']:.1f} fps, "
         f"dropped {camera['dropped_pct']:.1f} %, latency p50 {camera['p50_ms']:.1f} ms p95 {camera['p95_ms']:.1f} ms; "
         f"max {fastest['fps']:.1f} fps (p50 {fastest['p50_ms']:.1f} / p95 {fastest['p95_ms']:.1f} ms), "
-        f"inference {fastest['inference_ms']:.1f} ms",
+        f"inference {fastest['inference_ms']:.1f} ms (CPU {row['cpu_infer_ms'] or 0:.1f} ms/frame, capture "
+        f"{row['cpu_capture_ms'] or 0:.1f} ms/frame)",
         flush=True,
     )
     return row
+
+
+def _cpu_ns(tid: int | None) -> int | None:
+    """CPU time a thread has used (ns), from Linux's schedstat; None elsewhere."""
+    try:
+        return int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _load() -> str:
@@ -219,13 +240,16 @@ def main(argv=None) -> int:
         ("camera_fps", f"fps @{args.fps:g}"), ("camera_dropped_pct", "dropped %"),
         ("camera_p50_ms", "p50 ms"), ("camera_p95_ms", "p95 ms"),
         ("max_fps", "max fps"), ("max_p50_ms", "max p50"), ("max_p95_ms", "max p95"),
-        ("inference_ms", "infer ms"), ("meets_target", "target"),
+        ("inference_ms", "infer ms"), ("cpu_infer_ms", "cpu/frame"), ("cpu_capture_ms", "capture cpu"),
+        ("idle_fps_estimate", "idle fps est."), ("meets_target", "target"),
     ]
     print()
     print(format_table(rows, columns))
     print(
         f"\nfps @{args.fps:g} = frames inspected per second with the video played as a {args.fps:g} fps camera (newest frame wins);"
         "\nmax = read as fast as the loop takes frames (none dropped); latency = capture -> result committed to the store."
+        "\ncpu/frame, capture cpu = CPU time per frame of the inference thread (score + store) and of the capture thread"
+        "\n(decode); idle fps est. = 1000 / the larger: the rate a machine with nothing else running could sustain."
         f"\ntarget: >= {TARGET_FPS:g} fps and p95 <= {TARGET_P95_MS:g} ms."
         f"\nload average at the start {machine['load_average_start']}, at the end {machine['load_average_end']}"
         " (other work on the machine slows every number here)."
