@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from inspector.models.base import StepContext
+from inspector.models.inpaint_skip_ganomaly.loss import hole_weights
 from inspector.models.inpaint_skip_ganomaly.masks import grid_masks, random_masks
+from inspector.models.inpaint_skip_ganomaly.torch_model import completion_generator, completion_input
 from inspector.models.skip_ganomaly.model import SkipGanomaly, SkipGanomalyConfig, top_fraction_mean
 
 
@@ -54,20 +56,20 @@ class InpaintSkipGanomaly(SkipGanomaly):
         # residual level above which a pixel stands out (fitted on held-out good images; 0 = top seed_fraction)
         self.register_buffer("pixel_threshold", torch.zeros(1))
 
-    def generator_in_channels(self) -> int:
-        return self.config.channels + 1  # the image with holes, plus the mask
+    def build_generator(self) -> nn.Module:
+        c = self.config
+        return completion_generator(c.image_size, c.channels, c.width, c.max_mult)
 
     def complete(self, x: Tensor, mask: Tensor) -> Tensor:
-        """The generator's completion of x with ``mask`` (B, 1, H, W; 1 = hidden) filled with 0 (mid-grey)."""
-        return self.generator(torch.cat([x * (1 - mask), mask], dim=1))
+        """The generator's completion of x where ``mask`` (B, 1, H, W) is 1."""
+        return self.generator(completion_input(x, mask))
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:
         c = self.config
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))  # follows the trainer's seed
         masks = random_masks(len(batch), c.image_size, rng, (c.mask_area_min, c.mask_area_max), c.grid_cells)
         mask = torch.from_numpy(masks)[:, None].to(batch.device, batch.dtype)
-        weight = 1 + (c.hole_weight - 1) * mask
-        return self.adversarial_step(batch, torch.cat([batch * (1 - mask), mask], dim=1), ctx, weight)
+        return self.adversarial_step(batch, completion_input(batch, mask), ctx, hole_weights(mask, c.hole_weight))
 
     # --- scoring ----------------------------------------------------------------------------
     def grid_reconstruction(self, x: Tensor) -> Tensor:

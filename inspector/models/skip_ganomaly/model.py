@@ -64,15 +64,16 @@ class SkipGanomaly(AnomalyModel):
     def __init__(self, config: SkipGanomalyConfig) -> None:
         super().__init__(config)
         c = config
-        self.generator = UNetGenerator(c.image_size, self.generator_in_channels(), c.channels, c.width, c.max_mult)
+        self.generator = self.build_generator()
         self.discriminator = Discriminator(c.image_size, c.channels, c.width)
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
         # per-term means (reconstruction, latent) on held-out good images
         self.register_buffer("score_scale", torch.ones(2))
 
-    def generator_in_channels(self) -> int:
-        return self.config.channels
+    def build_generator(self) -> nn.Module:
+        c = self.config
+        return UNetGenerator(c.image_size, c.channels, c.channels, c.width, c.max_mult)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, self.config.beta2)
