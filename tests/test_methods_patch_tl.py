@@ -176,6 +176,10 @@ def test_no_weights_means_scratch_with_a_warning(torch_home):
     with pytest.warns(UserWarning, match="SCRATCH"):
         model = create_model("tl-ganomaly", image_size=32, channels=1, **TINY)
     assert model.pretrained_source.startswith("scratch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rebuilt from its saved config: no new search, no new warning
+        rebuilt = create_model("tl-ganomaly", **model.config.to_dict())
+    assert rebuilt.pretrained_source == model.pretrained_source
 
 
 def test_wrong_weights_file_gives_a_clear_error(tmp_path, torch_home):
