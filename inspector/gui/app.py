@@ -49,7 +49,7 @@ def _qt_message(kind, context, message: str) -> None:
 
 
 def create_application(argv: list[str] | None = None, theme: str = "system") -> QApplication:
-    from inspector.gui.resources import app_icon, style_sheet
+    from inspector.gui.resources import app_icon
 
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
@@ -60,14 +60,18 @@ def create_application(argv: list[str] | None = None, theme: str = "system") -> 
     app.setDesktopFileName(APP_NAME)
     app.setWindowIcon(app_icon())
     apply_theme(app, theme)
-    sheet = style_sheet()
-    if sheet:
-        app.setStyleSheet(sheet)
     return app
 
 
 def apply_theme(app: QApplication, theme: str = "system") -> None:
-    """Fusion everywhere (same look on every OS); the system's colours unless light/dark is forced."""
+    """Fusion everywhere (same look on every OS); the system's colours unless light/dark is forced.
+
+    The style sheet only shapes things and reads colours from the palette, so it is set again
+    after the palette changes (Qt does not re-apply palette colours to styled widgets by itself).
+    """
+    from inspector.gui.resources import style_sheet
+
+    app.setStyleSheet("")
     app.setStyle("Fusion")
     if theme == "dark":
         app.setPalette(dark_palette())
@@ -75,6 +79,7 @@ def apply_theme(app: QApplication, theme: str = "system") -> None:
         app.setPalette(app.style().standardPalette())
     else:
         app.setPalette(QPalette())  # back to what the platform says (follows the system scheme)
+    app.setStyleSheet(style_sheet())
 
 
 def dark_palette() -> QPalette:
@@ -197,11 +202,14 @@ def run(
         window._first_paint = _FirstPaint(report)  # type: ignore[attr-defined]
         window.installEventFilter(window._first_paint)
     window.show()
-    if not probe:
-        QTimer.singleShot(0, lambda: window.start(data=data, model=model, demo=demo))
+    QTimer.singleShot(0, lambda: window.start(data=data, model=model, demo=demo))
     if screenshot:
         _screenshot_when_idle(window, Path(screenshot), screenshot_delay)
-    return app.exec()
+    code = app.exec()
+    # delete the window while Python is still whole (not in arbitrary order at interpreter exit)
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    return code
 
 
 def _screenshot_when_idle(window, path: Path, delay: float, limit: float = 60.0) -> None:
@@ -220,6 +228,7 @@ def _screenshot_when_idle(window, path: Path, delay: float, limit: float = 60.0)
         ok = window.grab().save(str(path))
         log.info("screenshot %s: %s", "saved" if ok else "FAILED", path)
         print(f"screenshot {'saved' if ok else 'FAILED'}: {path}", flush=True)
+        window.confirm_close = False  # nobody is there to answer "quit while training?"
         window.close()
         QApplication.instance().exit(0 if ok else 1)
 

@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.nav.setIconSize(QSize(22, 22))
         self.nav.setFixedWidth(150)
         self.nav.setFrameShape(QListWidget.Shape.NoFrame)
+        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.nav.currentRowChanged.connect(self._on_nav)
         self.stack = QStackedWidget()
         self.message_bar = MessageBar()
@@ -112,6 +113,7 @@ class MainWindow(QMainWindow):
         self.train_page.evaluateRequested.connect(self.evaluate)
         self.train_page.trainingStarted.connect(self._update_actions)
         self.train_page.trainingFinished.connect(lambda entry: setattr(self.settings, "last_model", entry.info.ref))
+        self.evaluate_page.thresholdSaved.connect(lambda entry: setattr(self.settings, "last_model", entry.info.ref))
 
         self._create_actions()
         self._create_menus()

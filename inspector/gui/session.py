@@ -38,7 +38,6 @@ class Session(QObject):
         self.scores: dict[Path, float] = {}  # the loaded model's scores on this dataset's files
         self.unreadable: dict[Path, str] = {}
         self._registry = None
-        self.loading_model: Job | None = None
 
     # --- data ---------------------------------------------------------------------------------
     def open_folder(self, folder: str | Path) -> Dataset:
@@ -100,7 +99,6 @@ class Session(QObject):
         job = run_job(f"Loading model {ref}", work, parent=self)
         job.succeeded.connect(self.set_predictor)
         job.failed.connect(lambda message: self.error.emit(f"Could not load model {ref}: {message}"))
-        self.loading_model = job
         return job
 
     # --- the threshold ------------------------------------------------------------------------

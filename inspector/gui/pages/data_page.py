@@ -91,7 +91,7 @@ class DataPage(QWidget):
         self.errors.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         self.errors.setColumnWidth(0, 380)
         self.errors_title = QLabel()
-        errors_box = QWidget()
+        self.errors_box = errors_box = QWidget()
         eb = QVBoxLayout(errors_box)
         eb.setContentsMargins(0, 4, 0, 0)
         eb.addWidget(self.errors_title)
@@ -211,9 +211,8 @@ class DataPage(QWidget):
             item.setToolTip(0, str(path))
             item.setToolTip(1, reason)
             self.errors.addTopLevelItem(item)
-        self.errors_title.setText(
-            f"<b>{len(failures)} unreadable file(s)</b> — left out of training and scoring" if failures else "No unreadable files found"
-        )
+        self.errors_title.setText(f"<b>{len(failures)} unreadable file(s)</b> — left out of training and scoring")
+        self.errors_box.setVisible(bool(failures))
         self._update_counts()
 
     def _update_counts(self) -> None:

@@ -42,6 +42,7 @@ def _num(x: float, digits: int = 3) -> str:
 
 class EvaluatePage(QWidget):
     evaluated = Signal(object)  # ScoreSet
+    thresholdSaved = Signal(object)  # the new registry Entry
 
     def __init__(self, session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -73,6 +74,7 @@ class EvaluatePage(QWidget):
         self.threshold.setKeyboardTracking(False)
         self.threshold.valueChanged.connect(self._on_spin)
         self.stored = QLabel()
+        self.stored.setWordWrap(True)
         self.precision = QLabel()
         self.recall = QLabel()
         self.f1 = QLabel()
@@ -101,6 +103,7 @@ class EvaluatePage(QWidget):
         self.auroc = QLabel()
         self.ap = QLabel()
         self.best_f1 = QLabel()
+        self.best_f1.setWordWrap(True)
         self.far90 = QLabel()
         self.pixel = QLabel()
         overall = QFormLayout()
@@ -132,7 +135,8 @@ class EvaluatePage(QWidget):
         left.setWidget(panel)
         left.setWidgetResizable(True)
         left.setFrameShape(QScrollArea.Shape.NoFrame)
-        left.setMinimumWidth(340)
+        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left.setMinimumWidth(360)
         left.setMaximumWidth(480)
 
         self.histogram = ScoreHistogram()
@@ -149,6 +153,7 @@ class EvaluatePage(QWidget):
         body.addWidget(left)
         body.addWidget(plots)
         body.setStretchFactor(1, 1)
+        body.setSizes([400, 800])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(body, 1)
@@ -296,13 +301,15 @@ class EvaluatePage(QWidget):
                 "n_defect": m.n_defect,
             }
         try:
-            return self.session.save_threshold(stats)
+            entry = self.session.save_threshold(stats)
         except Exception as e:  # noqa: BLE001 — shown, logged, never fatal
             import logging
 
             logging.getLogger(__name__).exception("saving the threshold failed")
             self.session.error.emit(f"Could not save the threshold: {e}")
             return None
+        self.thresholdSaved.emit(entry)
+        return entry
 
     # --- state --------------------------------------------------------------------------------
     def _on_model(self) -> None:

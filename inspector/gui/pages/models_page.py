@@ -5,7 +5,6 @@ side by side on the same data (metrics table, per-image scores of both, scatter 
 from __future__ import annotations
 
 import html
-import json
 import math
 import shutil
 from pathlib import Path
@@ -44,15 +43,47 @@ EntryRole = Qt.ItemDataRole.UserRole + 1
 
 
 def _quality(info) -> str:
+    """Synthetic AUROC, and the false-alarm rate at this version's threshold (as measured when it was set)."""
     cal = info.metrics.get("calibration", {})
     auroc = cal.get("synthetic_image_auroc")
     far = cal.get("holdout_false_alarm_rate")
+    stats = info.threshold.stats
+    if info.threshold.method == "manual" and stats.get("false_alarm_rate") is not None:
+        far = stats["false_alarm_rate"]
     parts = []
     if auroc is not None and math.isfinite(auroc):
         parts.append(f"synth. AUROC {auroc:.3f}")
     if far is not None and math.isfinite(far):
         parts.append(f"false alarms {100 * far:.1f} %")
+    if info.threshold.method == "manual" and stats.get("recall") is not None and math.isfinite(stats["recall"]):
+        parts.append(f"{'synth. ' if stats.get('synthetic_defects') else ''}recall {100 * stats['recall']:.0f} %")
     return " · ".join(parts)
+
+
+def _local_time(iso: str) -> str:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def describe_threshold(t) -> str:
+    """How a stored threshold was chosen, in words."""
+    p = t.params
+    if t.method == "good-quantile":
+        return f"{t.value:.6g} — allows {100 * p.get('false_alarm_rate', float('nan')):.1f} % false alarms on {p.get('n_good', '?')} held-out good images"
+    if t.method in ("synthetic-f1", "labelled-f1"):
+        kind = "synthetic" if t.method == "synthetic-f1" else "labelled"
+        cap = 100 * p.get("max_false_alarm_rate", float("nan"))
+        return f"{t.value:.6g} — best F1 on {kind} defects, false alarms capped at {cap:.1f} %"
+    if t.method == "manual":
+        previous = p.get("previous") or {}
+        was = f" (was {previous['value']:.6g}, {previous.get('method', '?')})" if "value" in previous else ""
+        on = f" looking at {p['dataset']}" if p.get("dataset") else ""
+        return f"{t.value:.6g} — set by hand{on}{was}"
+    return f"{t.value:.6g} — {t.method}"
 
 
 def _list_registry(session, report=None, cancel=None) -> list[tuple[str, list]]:
@@ -285,7 +316,7 @@ class ModelsPage(QWidget):
         return [
             first,
             info.method,
-            info.created.replace("T", " ")[:16],
+            _local_time(info.created),
             str(info.training.get("dataset") or "–"),
             f"{t.value:.4g} ({t.method})",
             _quality(info),
@@ -361,15 +392,15 @@ class ModelsPage(QWidget):
         config = training.get("config", {})
         rows = [
             ("Method", info.method),
-            ("Created", info.created),
+            ("Created", _local_time(info.created)),
             ("File", str(entry.path)),
             ("Lineage", " ← ".join(lineage)),
             ("Input", f"{info.image_size} × {info.image_size} px, {'gray' if info.channels == 1 else 'RGB'}"),
             ("Trained on", f"{training.get('dataset', '–')} ({training.get('n_train', '?')} images, {training.get('n_holdout', '?')} held out) · fingerprint {training.get('fingerprint', '–')}"),
             ("Training", f"{config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, seed {config.get('seed', '?')} on {training.get('device', '?')} in {training.get('duration_s', '?')} s"),
-            ("Threshold", f"{t.value:.6g} — {t.method} {json.dumps(t.params, default=str)}"),
+            ("Threshold", describe_threshold(t)),
         ]
-        if info.notes:
+        if info.notes and t.method != "manual":  # a manual threshold's note says what the Threshold row says
             rows.append(("Notes", info.notes))
         metrics = "".join(
             f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in info.metrics.get("calibration", {}).items()

@@ -171,6 +171,10 @@ class TrainPage(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(360)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        for combo in form_widget.findChildren(QComboBox):  # long entries must not widen the form
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(14)
 
         # --- progress -----------------------------------------------------------------------
         self.status = QLabel("Not training.")
@@ -211,6 +215,7 @@ class TrainPage(QWidget):
         splitter.addWidget(scroll)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([420, 800])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 

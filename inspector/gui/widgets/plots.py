@@ -36,6 +36,7 @@ class ThemedPlot(pg.PlotWidget):
         self.setBackground(background)
         for name in ("left", "bottom"):
             axis = self.plot_item.getAxis(name)
+            axis.enableAutoSIPrefix(False)  # scores and shares read as they are, no "(x0.001)"
             axis.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Mid)))
             axis.setTextPen(pg.mkPen(text))
         if self._title:

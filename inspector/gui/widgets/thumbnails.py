@@ -44,6 +44,7 @@ ErrorRole = Qt.ItemDataRole.UserRole + 4
 FILTERS = {
     "all": "All images",
     "train": "Training (good)",
+    "test": "Test split",
     "test_good": "Test: good",
     "test_defect": "Test: defect",
     "unknown": "Unlabelled",
@@ -250,6 +251,8 @@ class ThumbnailFilter(KeyFilterProxy):
             return index.data(DecisionRole) == self.key
         if self.key == "unreadable":
             return index.data(ErrorRole) is not None
+        if self.key == "test":
+            return index.data(KindRole) != "train"
         return index.data(KindRole) == self.key
 
 
