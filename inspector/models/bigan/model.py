@@ -23,12 +23,12 @@ class BiGanConfig(ModelConfig):
     nz: int = 100  # latent size, z ~ N(0, I)
     width: int = 32  # channels of the first conv of encoder, generator and critic
     critic_hidden: int = 256  # width of the critic's latent branch and joint features
-    n_critic: int = 5  # critic updates per generator/encoder update, all inside one training step
+    n_critic: int = 2  # critic updates per generator/encoder update, all inside one training step (paper: 5)
     gp_weight: float = 10.0  # λ of the gradient penalty
     w_adv: float = 1.0  # Wasserstein term of the generator/encoder loss
     w_fm: float = 1.0  # seed 002's feature L2 between real and generated pairs
-    w_rec: float = 10.0  # L1 ||x − G(E(x))||: without it reconstructions only resemble x loosely
-    score_weight: float = 0.9  # α: score = α·residual + (1 − α)·critic-feature distance
+    w_rec: float = 50.0  # L1 ||x − G(E(x))||: without it reconstructions only resemble x loosely
+    score_weight: float = 0.5  # α: score = α·residual + (1 − α)·critic-feature distance (each calibrated)
     top_fraction: float = 0.01  # the residual term is the mean of this top fraction of the map
 
     def validate(self) -> None:
@@ -124,14 +124,19 @@ class BiGan(AnomalyModel):
 
     # --- inference ------------------------------------------------------------------------
     def _terms(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(residual term, feature term, anomaly map, reconstruction) of each image."""
-        z = self.encoder(batch)
-        x_rec = self.generator(z)
-        _, real_features = self.critic(batch, z)
-        _, rec_features = self.critic(x_rec, z)
-        feature = (real_features - rec_features).abs().mean(dim=1)
+        """(residual term, critic-feature term, anomaly map, reconstruction) of each image."""
+        x_rec = self.generator(self.encoder(batch))
         amap = self.residual_map(batch, x_rec, sigma=self.config.image_size / 32)
-        return top_fraction_mean(amap, self.config.top_fraction), feature, amap, x_rec
+        return top_fraction_mean(amap, self.config.top_fraction), self._feature_distance(batch, x_rec), amap, x_rec
+
+    def _feature_distance(self, x: Tensor, x_rec: Tensor) -> Tensor:
+        """Squared distance of the critic's image features of x and G(E(x)), per location, averaged
+        over locations and blocks (the critic has no BatchNorm: one pass for both is exact)."""
+        distances = []
+        for f in self.critic.image_features(torch.cat([x, x_rec.to(x.dtype)], dim=0)):
+            f_x, f_rec = f.chunk(2, dim=0)
+            distances.append((f_x - f_rec).pow(2).mean(dim=1).flatten(1).mean(dim=1))
+        return torch.stack(distances).mean(dim=0)
 
     def score(self, batch: Tensor) -> ScoreOutput:
         residual, feature, amap, x_rec = self._terms(batch)

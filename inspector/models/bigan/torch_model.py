@@ -40,7 +40,9 @@ class Critic(nn.Module):
 
     An image branch of strided convs with layer norm, a latent branch of linears, and a joint
     head; the joint hidden layer is the "feature representation" that seed 002 matches between
-    real and generated pairs and that the anomaly score compares.
+    real and generated pairs. The anomaly score compares the image branch's feature maps
+    (``image_features``) instead: x and G(E(x)) are scored with the same z, so the joint
+    features mostly echo z (on ELPV they ranked defects at chance, AUROC 0.53).
     """
 
     def __init__(self, image_size: int, channels: int, nz: int, width: int, hidden: int) -> None:
@@ -62,4 +64,13 @@ class Critic(nn.Module):
     def forward(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         features = self.joint(torch.cat([self.image_branch(x), self.latent_branch(z)], dim=1))
         return self.head(features).squeeze(1), features
+
+    def image_features(self, x: Tensor) -> list[Tensor]:
+        """The image branch's feature maps, one per conv block (after its activation)."""
+        maps = []
+        for layer in self.image_branch:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                maps.append(x)
+        return maps
 
