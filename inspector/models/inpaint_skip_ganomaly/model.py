@@ -53,7 +53,7 @@ class InpaintSkipGanomaly(SkipGanomaly):
 
     def __init__(self, config: InpaintSkipGanomalyConfig) -> None:
         super().__init__(config)
-        # residual level above which a pixel stands out (fitted on held-out good images; 0 = top seed_fraction)
+        # residual level above which a pixel stands out (fitted on held-out good images; 0 = always iterate)
         self.register_buffer("pixel_threshold", torch.zeros(1))
 
     def build_generator(self) -> nn.Module:
@@ -80,23 +80,26 @@ class InpaintSkipGanomaly(SkipGanomaly):
         return (out.view(4, b, *x.shape[1:]) * masks[:, None]).sum(dim=0)
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(clean estimate, anomaly map). Images where nothing stands out keep the checkerboard estimate."""
+        """(clean estimate, anomaly map). Images where nothing stands out keep the checkerboard
+        estimate and cost no further passes (the cheap, deterministic fallback)."""
         c = self.config
         sigma = c.image_size / 32
         radius = max(1, c.image_size // 16)
         base = self.grid_reconstruction(x)
-        recon, amap = base, self.residual_map(x, base, sigma)
+        recon, amap = base.clone(), self.residual_map(x, base, sigma)
         mask = torch.zeros_like(x[:, :1])
+        stands_out = self.pixel_threshold.to(amap.dtype)
         for _ in range(c.iterations):
             level = torch.quantile(amap.flatten(1).float(), 1 - c.seed_fraction, dim=1).to(amap.dtype)
-            level = torch.maximum(level, self.pixel_threshold.to(amap.dtype))
-            seeds = (amap >= level[:, None, None]) & (amap > self.pixel_threshold.to(amap.dtype))
+            seeds = (amap >= level[:, None, None]) & (amap > stands_out)
             grown = torch.maximum(mask, F.max_pool2d(seeds[:, None].to(x.dtype), 2 * radius + 1, 1, radius))
-            if torch.equal(grown, mask):
+            active = (grown != mask).flatten(1).any(dim=1).nonzero().squeeze(1)
+            if len(active) == 0:
                 break
             mask = grown
-            recon = torch.where(mask > 0, self.complete(x, mask), base)
-            amap = self.residual_map(x, recon, sigma)
+            m = mask[active]
+            recon[active] = torch.where(m > 0, self.complete(x[active], m), base[active])
+            amap[active] = self.residual_map(x[active], recon[active], sigma)
         return recon, amap
 
     def _terms(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
