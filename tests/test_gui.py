@@ -460,6 +460,25 @@ def test_demo_opens_the_app_and_trains_in_the_background(qtbot, window, parts_di
     assert ModelRegistry().latest("elpv-demo").info.training["config"]["epochs"] == 2
 
 
+def test_many_signals_do_not_wear_out_true_and_none(qtbot):
+    """PySide6 6.12.0 drops a reference to True per emit: without inspector.gui.qt_compat this aborts Python."""
+    from PySide6.QtCore import QObject, QTimer, Signal
+
+    import inspector.gui  # noqa: F401 — applies the work-around where needed
+
+    class Emitter(QObject):
+        ping = Signal(object)
+
+    emitter = Emitter()
+    emitter.ping.connect(lambda value: None)
+    for _ in range(300_000):
+        emitter.ping.emit(None)
+    for _ in range(2000):
+        QTimer.singleShot(0, lambda: None)
+    qtbot.wait(10)
+    assert sys.getrefcount(True) > 1000 and sys.getrefcount(None) > 1000
+
+
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run")
 def test_the_real_app_starts_under_xvfb_and_draws_its_window(tmp_path, parts_dir):
     shot = tmp_path / "window.png"

@@ -13,8 +13,13 @@ Layout:
   widgets/        image views, thumbnails, plots, confusion matrix, message bar, ...
   analysis.py,
   dataset_ops.py  small Qt-free helpers the pages compose from the core
+  qt_compat.py    work-arounds for bugs in the Qt bindings
 """
 
 import os
 
 os.environ.setdefault("QT_API", "pyside6")  # superqt/qtpy: use the PySide6 we depend on
+
+from inspector.gui.qt_compat import protect_singletons  # noqa: E402
+
+protect_singletons()  # PySide6 6.12.0 refcount bug: see qt_compat

@@ -187,6 +187,10 @@ def run(
     app = create_application(theme=theme if theme in THEMES else "system")
     install_excepthook()
     log.info("inspector %s starting (log: %s)", __version__, log_path)
+    from inspector.gui import qt_compat
+
+    if qt_compat.applied:
+        log.warning("PySide6 %s loses references to True/None on signals: work-around applied (prefer another PySide6 version)", qt_compat.applied)
 
     from inspector.gui.main_window import MainWindow
 
