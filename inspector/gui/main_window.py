@@ -148,8 +148,8 @@ class MainWindow(QMainWindow):
         action.triggered.connect(lambda: self.show_page(key))
         self.addAction(action)
         self.actions_[f"page_{key}"] = action
-        if hasattr(self, "pages_menu"):
-            self.pages_menu.addAction(action)
+        if hasattr(self, "pages_menu"):  # pages added later go after the others in the View menu
+            self.pages_menu.insertAction(self._pages_end, action)
         if self.nav.currentRow() < 0:
             self.nav.setCurrentRow(0)
         return widget
@@ -244,7 +244,7 @@ class MainWindow(QMainWindow):
         self.pages_menu = view
         for key in self.pages:
             view.addAction(a[f"page_{key}"])
-        view.addSeparator()
+        self._pages_end = view.addSeparator()
         for key in ("next", "previous", "opacity_up", "opacity_down", None, "full_screen"):
             view.addSeparator() if key is None else view.addAction(a[key])
         theme_menu = view.addMenu("Theme")
@@ -255,7 +255,6 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             action.setChecked(theme == current)
             group.addAction(action)
-        self.pages_menu = view
         help_ = bar.addMenu("&Help")
         for key in ("shortcuts", "log_folder", "about"):
             help_.addAction(a[key])

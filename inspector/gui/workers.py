@@ -119,6 +119,6 @@ def cancel_all(wait_ms: int = 15000) -> bool:
 def describe_error(e: BaseException) -> str:
     """One line a user can act on."""
     message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    if isinstance(e, (MemoryError,)):
+    if isinstance(e, MemoryError):
         return "out of memory: try a smaller image size or batch size"
     return message or type(e).__name__

@@ -137,6 +137,12 @@ class ScoreHistogram(ThemedPlot):
         self.line.sigPositionChanged.connect(self._on_line_moved)
         self._setting = False
 
+    def apply_palette(self) -> None:
+        super().apply_palette()
+        if hasattr(self, "line"):  # the line and its label follow a theme change too
+            self.line.setPen(pg.mkPen(self.text_color(), width=2, style=Qt.PenStyle.DashLine))
+            self.line.label.setColor(self.text_color())
+
     def set_scores(self, good: np.ndarray, defect: np.ndarray, defect_name: str = "defect") -> None:
         every = np.r_[good, defect]
         if every.size == 0:
