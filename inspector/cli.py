@@ -262,9 +262,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif not entries:
             print(f"no models yet in {registry.root}")
         else:
-            print(f"{'name':28s} {'ver':>4s} {'method':16s} {'threshold':>10s}  created")
+            print(f"{'name':28s} {'in use':>6s} {'latest':>6s} {'method':22s} {'threshold':>10s}  created")
             for e in entries:
-                print(f"{e.name:28s} {e.version:4d} {e.info.method:16s} {e.info.threshold.value:10.4g}  {e.info.created}")
+                latest = registry.latest(e.name).version
+                print(f"{e.name:28s} {'v' + str(e.version):>6s} {'v' + str(latest):>6s} {e.info.method:22s} {e.info.threshold.value:10.4g}  {e.info.created}")
         return 0
     if not args.model:
         raise CliError(f"models {args.action} needs a model name")
@@ -287,6 +288,17 @@ def cmd_models(args: argparse.Namespace) -> int:
             _print_json({"deleted": count})
         else:
             print(f"deleted {count} model file(s) of '{name}'")
+        return 0
+    if args.action == "activate":
+        name, _, version = args.model.partition("@")
+        if not version.lstrip("vV").isdigit():
+            raise CliError("models activate needs NAME@vN, e.g. solar@v2")
+        entry = registry.set_active(name, int(version.lstrip("vV")))
+        message = f"'{name}' now uses version {entry.version} (live inspection following '{name}' switches to it)"
+        if args.json:
+            _print_json({"name": name, "version": entry.version})
+        else:
+            print(message)
         return 0
     if args.action == "rename":
         if not args.new_name:
@@ -569,8 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_predict)
 
-    m = sub.add_parser("models", help="the model registry: list | show | delete | rename | export")
-    m.add_argument("action", choices=("list", "show", "delete", "rename", "export"))
+    m = sub.add_parser("models", help="the model registry: list | show | activate | delete | rename | export")
+    m.add_argument("action", choices=("list", "show", "activate", "delete", "rename", "export"), help="activate NAME@vN promotes or rolls back the version in use")
     m.add_argument("model", nargs="?", metavar="MODEL", help="name, name@vN or file")
     m.add_argument("new_name", nargs="?", metavar="NEW_NAME|DEST")
     m.add_argument("--json", action="store_true")
@@ -632,6 +644,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from inspector.engine.device import limit_threads
+
+        limit_threads()  # before any torch work: oversubscribed threads are ruinous on small machines
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -72,6 +72,12 @@ def test_models_show_delete_and_versions(trained, parts_dir, capsys):
     assert main(["models", "show", "parts", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["version"] == 2 and shown["parent"] == "parts@v1" and len(shown["versions"]) == 2
+    assert main(["models", "activate", "parts@v1"]) == 0  # roll back
+    capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["version"] == 1
+    assert main(["models", "activate", "parts@v9"]) == EXIT_ERROR
+    assert main(["models", "activate", "parts@v2"]) == 0
     assert main(["models", "delete", "parts@v1"]) == 0
     assert main(["models", "delete", "parts"]) == 0
     capsys.readouterr()

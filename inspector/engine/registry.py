@@ -79,8 +79,8 @@ class ModelRegistry:
         return int(text) if text.isdigit() else None
 
     def list(self) -> list[Entry]:
-        """The latest version of every model."""
-        return [self.latest(n) for n in self.names() if self.versions(n)]
+        """The version in use of every model."""
+        return [self.active(n) for n in self.names() if self.versions(n)]
 
     def resolve(self, ref: str | Path) -> Path:
         """A model file path from ``path``, ``name`` or ``name@vN`` / ``name@N``."""
