@@ -129,15 +129,19 @@ class EvaluatePage(QWidget):
         ll.addWidget(self.at_box)
         ll.addWidget(self.matrix_box, 1)
         ll.addWidget(self.overall_box)
-        for b in (self.best_button, self.reset_button, self.save_button):
-            ll.addWidget(b)
-        left = QScrollArea()
-        left.setWidget(panel)
-        left.setWidgetResizable(True)
-        left.setFrameShape(QScrollArea.Shape.NoFrame)
-        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll = QScrollArea()
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left = QWidget()  # the figures scroll; the threshold buttons stay in view
         left.setMinimumWidth(360)
         left.setMaximumWidth(480)
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(scroll, 1)
+        for b in (self.best_button, self.reset_button, self.save_button):
+            lv.addWidget(b)
 
         self.histogram = ScoreHistogram()
         self.histogram.thresholdDragged.connect(session.set_threshold)

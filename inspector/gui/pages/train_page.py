@@ -105,7 +105,8 @@ class TrainPage(QWidget):
         self.device = QComboBox()
         self.device.addItem("Automatic", "auto")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.augment = QCheckBox("Random flips (parts that look the same mirrored)")
+        self.augment = QCheckBox("Random flips")
+        self.augment.setToolTip("Flip training images at random: for parts that look the same mirrored")
         for w in (self.image_size, self.epochs, self.batch_size, self.lr):
             signal = w.currentIndexChanged if isinstance(w, QComboBox) else w.valueChanged
             signal.connect(self._mark_custom)
@@ -123,7 +124,8 @@ class TrainPage(QWidget):
         self.name = QLineEdit()
         self.name.setToolTip("Registry name; an existing name gets a new version")
         self.finetune = QCheckBox("Fine-tune the loaded model")
-        self.resume = QCheckBox("Resume an interrupted run with the same settings")
+        self.resume = QCheckBox("Resume an interrupted run")
+        self.resume.setToolTip("Continue from the last finished epoch of a cancelled or interrupted run with the same settings")
         self.resume.setChecked(True)
 
         self.start_button = QPushButton("Start training")
@@ -175,6 +177,7 @@ class TrainPage(QWidget):
         for combo in form_widget.findChildren(QComboBox):  # long entries must not widen the form
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(14)
+        scroll.setMinimumWidth(form_widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 6)
 
         # --- progress -----------------------------------------------------------------------
         self.status = QLabel("Not training.")
@@ -318,7 +321,7 @@ class TrainPage(QWidget):
         predictor = self.session.predictor
         can_finetune = predictor is not None and choice is not None and predictor.info.method == choice.name
         self.finetune.setEnabled(can_finetune and not running)
-        self.finetune.setText(f"Fine-tune the loaded model ({predictor.info.ref})" if predictor is not None else "Fine-tune the loaded model")
+        self.finetune.setToolTip(f"Start from the weights of {predictor.info.ref} (it becomes the parent version)" if predictor is not None else "Load a model of this method first")
         if not can_finetune:
             self.finetune.setChecked(False)
         self.start_button.setEnabled(dataset is not None and choice is not None and choice.available and not running)
