@@ -1,7 +1,7 @@
 """Screenshots of every page for the README: the app driven on the ELPV demo data.
 
 Trains a small GANomaly through the Train page, evaluates it, sets and saves a threshold,
-then grabs each page (offscreen, 1280 x 800) into resources/screenshots/<page>.png, plus
+then grabs each page (offscreen, about 1280 x 800) into resources/screenshots/<page>.png, plus
 the results page in the dark theme. Uses a throw-away INSPECTOR_HOME. Takes a few minutes
 on a 2-core CPU.
 
@@ -31,7 +31,7 @@ def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["INSPECTOR_HOME"] = str(args.home or tempfile.mkdtemp(prefix="inspector-shots-"))
 
-    from PySide6.QtCore import QEvent, QSize, Qt
+    from PySide6.QtCore import QEvent
     from PySide6.QtWidgets import QApplication
 
     from inspector.data.elpv import materialise_elpv
@@ -63,7 +63,7 @@ def main() -> int:
 
     def grab(name: str) -> None:
         settle()
-        image = window.grab().toImage().scaled(QSize(1280, 800), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        image = window.grab().toImage()
         path = args.out / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(str(path), "PNG", 0)  # 0 = smallest file
