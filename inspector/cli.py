@@ -629,14 +629,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=15)
     d.add_argument("--headless", action="store_true", help="no window: prepare the data, train if needed, write the evaluation report")
     d.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
-    d.set_defaults(func=cmd_demo)
+    d.set_defaults(func=cmd_demo, window=True)  # --headless runs `train`/`eval` through main(): threads limited there
 
     g = sub.add_parser("gui", help="open the desktop app")
     g.add_argument("--data", metavar="DIR", help="open this dataset folder (default: the last one)")
     g.add_argument("--model", metavar="MODEL", help="load this registry name[@vN] or model file (default: the last one)")
     g.add_argument("--theme", choices=("system", "light", "dark"), help="colour theme (default: the saved choice, else the system's)")
     g.add_argument("--screenshot", metavar="PNG", help="save a picture of the window once it has loaded, then quit")
-    g.set_defaults(func=cmd_gui)
+    g.set_defaults(func=cmd_gui, window=True)
     return p
 
 
@@ -644,9 +644,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        from inspector.engine.device import limit_threads
+        if not getattr(args, "window", False):  # the app limits threads in its background start-up (torch loads there)
+            from inspector.engine.device import limit_threads
 
-        limit_threads()  # before any torch work: oversubscribed threads are ruinous on small machines
+            limit_threads()  # before any torch work: oversubscribed threads are ruinous on small machines
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -155,16 +155,17 @@ def check_display() -> None:
 
 
 class _FirstPaint(QObject):
-    """Calls back once, when the window first paints (= visible on screen)."""
+    """Calls back once, right after the window first paints (= visible on screen)."""
 
-    def __init__(self, callback) -> None:
+    def __init__(self, callbacks: list) -> None:
         super().__init__()
-        self.callback = callback
+        self.callbacks = callbacks
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.Paint and self.callback is not None:
-            callback, self.callback = self.callback, None
-            QTimer.singleShot(0, callback)
+        if event.type() == QEvent.Type.Paint and self.callbacks:
+            callbacks, self.callbacks = self.callbacks, []
+            for callback in callbacks:
+                QTimer.singleShot(0, callback)
         return False
 
 
@@ -195,6 +196,14 @@ def run(
     from inspector.gui.main_window import MainWindow
 
     window = MainWindow(settings)
+    begun = []
+
+    def begin() -> None:  # background start-up (torch, registry, folder, model) once the window shows
+        if not begun:
+            begun.append(True)
+            window.start(data=data, model=model, demo=demo)
+
+    callbacks = [begin]
     probe = os.environ.get("INSPECTOR_STARTUP_PROBE")
     if probe:  # bench/startup.py: report when the window is first painted, then quit
         def report() -> None:
@@ -203,10 +212,11 @@ def run(
             print(f"startup-visible {since_start:.3f} {time.perf_counter() - started:.3f}", flush=True)
             app.quit()
 
-        window._first_paint = _FirstPaint(report)  # type: ignore[attr-defined]
-        window.installEventFilter(window._first_paint)
+        callbacks.insert(0, report)
+    window._first_paint = _FirstPaint(callbacks)  # type: ignore[attr-defined]
+    window.installEventFilter(window._first_paint)
     window.show()
-    QTimer.singleShot(0, lambda: window.start(data=data, model=model, demo=demo))
+    QTimer.singleShot(1500, begin)  # in case the window is never painted (minimised, no compositor)
     if screenshot:
         _screenshot_when_idle(window, Path(screenshot), screenshot_delay)
     code = app.exec()
