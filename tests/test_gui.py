@@ -227,7 +227,7 @@ def test_results_show_three_views_score_and_decision_and_step_with_the_keyboard(
         key(qtbot, window, "N")
     assert shown.args[0].path != first.path
     key(qtbot, window, "Ctrl+R")
-    assert page.score_job is not None and page.progress.isVisible()
+    assert page.score_job is not None and page.job_progress.isVisible()
     with qtbot.waitSignal(page.score_job.finished, timeout=20000):
         pass
     assert len(window.session.scores) == 40

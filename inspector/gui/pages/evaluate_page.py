@@ -16,18 +16,17 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
     QStackedWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from inspector.gui.analysis import ScoreSet, score_dataset
 from inspector.gui.widgets.confusion import ConfusionMatrix
+from inspector.gui.widgets.job_progress import JobProgress
 from inspector.gui.widgets.plots import RocPlot, ScoreHistogram
 from inspector.gui.workers import Job, run_job
 
@@ -54,18 +53,12 @@ class EvaluatePage(QWidget):
         self.run_button = QPushButton("Evaluate on the test split")
         self.run_button.setToolTip("Ctrl+E")
         self.run_button.clicked.connect(self.evaluate)
-        self.cancel_button = QToolButton()
-        self.cancel_button.setText("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.hide()
-        self.progress = QProgressBar()
-        self.progress.hide()
+        self.job_progress = JobProgress()
         self.header = QLabel()
         self.header.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(self.run_button)
-        top.addWidget(self.cancel_button)
-        top.addWidget(self.progress, 1)
+        top.addWidget(self.job_progress, 1)
         top.addWidget(self.header, 3)
 
         # --- at the threshold -------------------------------------------------------------
@@ -175,14 +168,10 @@ class EvaluatePage(QWidget):
         if predictor is None or dataset is None:
             self.session.error.emit("Open a folder (Data page) and load or train a model to evaluate it.")
             return None
-        self.progress.setRange(0, max(len(dataset.test), 1))
-        self.progress.setValue(0)
-        self.progress.show()
-        self.cancel_button.show()
         self.run_button.setEnabled(False)
         self.header.setText(f"Scoring the {len(dataset.test)} test images of {dataset.name} with {predictor.info.ref}…")
         self.job = run_job(f"Evaluating {predictor.info.ref}", score_dataset, predictor, dataset, parent=self)
-        self.job.progress.connect(self._on_progress)
+        self.job_progress.watch(self.job, len(dataset.test))
         self.job.succeeded.connect(self._on_done)
         self.job.failed.connect(self._on_failed)
         self.job.cancelled.connect(lambda: self.header.setText("Evaluation cancelled."))
@@ -194,19 +183,11 @@ class EvaluatePage(QWidget):
         if self.job is not None:
             self.job.cancel()
 
-    def _on_progress(self, p) -> None:
-        self.progress.setRange(0, max(p.total, 1))
-        self.progress.setValue(p.done)
-        if p.message:
-            self.progress.setFormat(f"{p.message}: %v of %m")
-
     def _on_failed(self, message: str) -> None:
         self.header.setText(f"Evaluation failed: {message}")
         self.session.error.emit(f"Evaluation failed: {message}")
 
     def _on_finished(self) -> None:
-        self.progress.hide()
-        self.cancel_button.hide()
         self._update_buttons()
 
     def _on_done(self, result: ScoreSet) -> None:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QStyle,
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from inspector.gui.settings import Settings
 from inspector.gui.widgets.decision import decision_color
+from inspector.gui.widgets.job_progress import JobProgress
 from inspector.gui.widgets.plots import ScoreScatter
 from inspector.gui.workers import Job, run_job
 
@@ -239,8 +239,7 @@ class ModelsPage(QWidget):
         self.details = QTextBrowser()
         self.details.setOpenExternalLinks(False)
         self.compare_view = CompareView()
-        self.compare_progress = QProgressBar()
-        self.compare_progress.hide()
+        self.compare_progress = JobProgress()
         compare_box = QWidget()
         cl = QVBoxLayout(compare_box)
         cl.setContentsMargins(0, 0, 0, 0)
@@ -528,13 +527,10 @@ class ModelsPage(QWidget):
         a, b = (e.info.ref for e in entries)
         self.tabs.setCurrentIndex(1)
         self.compare_view.title.setText(f"Scoring {self.session.dataset.name} with {a} and {b}…")
-        self.compare_progress.setRange(0, 0)
-        self.compare_progress.show()
         job = run_job(f"Comparing {a} and {b}", _compare, a, b, self.session.dataset, self.session.registry(), parent=self)
-        job.progress.connect(lambda p: (self.compare_progress.setRange(0, max(p.total, 1)), self.compare_progress.setValue(p.done)))
+        self.compare_progress.watch(job)
         job.succeeded.connect(self._on_compared)
         job.failed.connect(lambda m: (self.compare_view.title.setText(f"Comparison failed: {m}"), self.session.error.emit(f"Comparison failed: {m}")))
-        job.finished.connect(self.compare_progress.hide)
         self.compare_job = job
         return job
 

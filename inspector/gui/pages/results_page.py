@@ -17,11 +17,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +29,7 @@ from inspector.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image
 from inspector.gui.settings import Settings
 from inspector.gui.widgets.decision import decision_color
 from inspector.gui.widgets.filter_proxy import KeyFilterProxy
+from inspector.gui.widgets.job_progress import JobProgress
 from inspector.gui.widgets.prediction_view import PredictionView
 from inspector.gui.workers import Job, run_job
 
@@ -187,12 +186,7 @@ class ResultsPage(QWidget):
         self.score_button = QPushButton("Score all")
         self.score_button.setToolTip("Score every image of the folder (Ctrl+R)")
         self.score_button.clicked.connect(self.score_all)
-        self.cancel_button = QToolButton()
-        self.cancel_button.setText("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.hide()
-        self.progress = QProgressBar()
-        self.progress.hide()
+        self.job_progress = JobProgress()
         self.summary = QLabel()
         self.open_button = QPushButton("Open image…")
         self.open_button.setToolTip("Score any image file (or drop one on the views)")
@@ -205,12 +199,11 @@ class ResultsPage(QWidget):
         row1.addWidget(self.score_button)
         row1.addWidget(self.open_button)
         row1.addStretch(1)
-        row1.addWidget(self.cancel_button)
         row2 = QHBoxLayout()
         row2.addWidget(self.filter, 1)
         row2.addWidget(self.sort, 1)
         ll.addLayout(row1)
-        ll.addWidget(self.progress)
+        ll.addWidget(self.job_progress)
         ll.addLayout(row2)
         ll.addWidget(self.table, 1)
         ll.addWidget(self.summary)
@@ -365,12 +358,9 @@ class ResultsPage(QWidget):
             return failed
 
         self._score_model = predictor.model
-        self.progress.setRange(0, len(paths))
-        self.progress.setValue(0)
-        self.progress.show()
-        self.cancel_button.show()
         self.score_button.setEnabled(False)
         self.score_job = run_job(f"Scoring {len(paths)} images", work, parent=self)
+        self.job_progress.watch(self.score_job, len(paths))
         self.score_job.progress.connect(self._on_score_progress)
         self.score_job.succeeded.connect(self._on_scored)
         self.score_job.failed.connect(lambda m: self.session.error.emit(f"Scoring failed: {m}"))
@@ -385,8 +375,6 @@ class ResultsPage(QWidget):
         if isinstance(event, tuple) and event[0] == "scores":
             if self.session.predictor is not None and self.session.predictor.model is self._score_model:
                 self.session.add_scores(event[1])
-        elif hasattr(event, "done"):
-            self.progress.setValue(event.done)
 
     def _on_scored(self, failed: dict) -> None:
         if failed:
@@ -394,8 +382,6 @@ class ResultsPage(QWidget):
             self.session.error.emit(f"{len(failed)} image(s) could not be read and were skipped (see the Data page).")
 
     def _on_score_finished(self) -> None:
-        self.progress.hide()
-        self.cancel_button.hide()
         self.score_button.setEnabled(self.session.predictor is not None)
         self.score_job = None
         self._update_summary()
