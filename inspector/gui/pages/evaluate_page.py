@@ -25,18 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.gui.analysis import ScoreSet, score_dataset
+from inspector.gui.formatting import percent, ratio
 from inspector.gui.widgets.confusion import ConfusionMatrix
 from inspector.gui.widgets.job_progress import JobProgress
 from inspector.gui.widgets.plots import RocPlot, ScoreHistogram
 from inspector.gui.workers import Job, run_job
-
-
-def _pct(x: float) -> str:
-    return "–" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
-
-
-def _num(x: float, digits: int = 3) -> str:
-    return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 class EvaluatePage(QWidget):
@@ -210,11 +203,11 @@ class EvaluatePage(QWidget):
         self.roc.plot_item.setTitle(
             "ROC curve (synthetic defects)" if result.synthetic else "ROC curve", color=self.roc.text_color().name(), size="10pt"
         )
-        self.auroc.setText(_num(whole.image_auroc))
-        self.ap.setText(_num(whole.average_precision))
-        self.best_f1.setText(f"{_num(whole.best_f1)} at threshold {whole.best_f1_threshold:.5g}")
-        self.far90.setText(_pct(whole.false_alarm_at_90_recall))
-        self.pixel.setText(_num(result.pixel_auroc) if result.pixel_auroc is not None else "– (no masks)")
+        self.auroc.setText(ratio(whole.image_auroc))
+        self.ap.setText(ratio(whole.average_precision))
+        self.best_f1.setText(f"{ratio(whole.best_f1)} at threshold {whole.best_f1_threshold:.5g}")
+        self.far90.setText(percent(whole.false_alarm_at_90_recall))
+        self.pixel.setText(ratio(result.pixel_auroc) if result.pixel_auroc is not None else "– (no masks)")
         self.matrix_stack.setCurrentWidget(self.good_only if result.synthetic else self.confusion)
         self.matrix_box.setTitle("Good images only: synthetic defects" if result.synthetic else "Confusion matrix")
         self.overall_box.setTitle("Whatever the threshold" + (" (synthetic defects)" if result.synthetic else ""))
@@ -241,17 +234,17 @@ class EvaluatePage(QWidget):
         if result is None or not math.isfinite(value):
             return
         m = result.at(value)
-        self.precision.setText(_num(m.precision))
-        self.recall.setText(_pct(m.recall))
-        self.f1.setText(_num(m.f1))
-        self.false_alarms.setText(_pct(m.false_alarm_rate))
+        self.precision.setText(ratio(m.precision))
+        self.recall.setText(percent(m.recall))
+        self.f1.setText(ratio(m.f1))
+        self.false_alarms.setText(percent(m.false_alarm_rate))
         self.roc.set_point(m.false_alarm_rate, m.recall)
         c = m.confusion
         if result.synthetic:
             self.good_only.setText(
-                f"<p style='font-size:13pt'><b>{_pct(m.false_alarm_rate)}</b> false alarms on held-out good images"
+                f"<p style='font-size:13pt'><b>{percent(m.false_alarm_rate)}</b> false alarms on held-out good images"
                 f" ({c['fp']} of {m.n_good} flagged NG)</p>"
-                f"<p style='font-size:13pt'><b>{_pct(m.recall)}</b> of synthetic defects caught"
+                f"<p style='font-size:13pt'><b>{percent(m.recall)}</b> of synthetic defects caught"
                 f" ({c['tp']} of {m.n_defect})</p>"
                 "<p>This folder has no real defect images, so defects were painted onto its held-out good "
                 "images (scratches, blobs, texture patches, cut-and-paste). Real defects may be harder or "

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.gui.formatting import percent, ratio
 from inspector.gui.settings import Settings
 from inspector.gui.widgets.decision import decision_color
 from inspector.gui.widgets.job_progress import JobProgress
@@ -54,7 +55,7 @@ def _quality(info) -> str:
     if auroc is not None and math.isfinite(auroc):
         parts.append(f"synth. AUROC {auroc:.3f}")
     if far is not None and math.isfinite(far):
-        parts.append(f"false alarms {100 * far:.1f} %")
+        parts.append(f"false alarms {percent(far)}")
     if info.threshold.method == "manual" and stats.get("recall") is not None and math.isfinite(stats["recall"]):
         parts.append(f"{'synth. ' if stats.get('synthetic_defects') else ''}recall {100 * stats['recall']:.0f} %")
     return " · ".join(parts)
@@ -139,15 +140,15 @@ class CompareView(QWidget):
         self.metrics.setHorizontalHeaderLabels(["", f"A: {a.model}", f"B: {b.model}"])
         rows = [
             ("Threshold", f"{a.threshold:.5g}", f"{b.threshold:.5g}"),
-            ("AUROC", _f(ma.image_auroc), _f(mb.image_auroc)),
-            ("Average precision", _f(ma.average_precision), _f(mb.average_precision)),
-            ("Best F1", _f(ma.best_f1), _f(mb.best_f1)),
-            ("F1 at threshold", _f(ma.f1), _f(mb.f1)),
-            ("Precision", _f(ma.precision), _f(mb.precision)),
-            ("Recall", _p(ma.recall), _p(mb.recall)),
-            ("False-alarm rate", _p(ma.false_alarm_rate), _p(mb.false_alarm_rate)),
-            ("False alarms at 90 % recall", _p(ma.false_alarm_at_90_recall), _p(mb.false_alarm_at_90_recall)),
-            ("Pixel AUROC", _f(a.pixel_auroc), _f(b.pixel_auroc)),
+            ("AUROC", ratio(ma.image_auroc), ratio(mb.image_auroc)),
+            ("Average precision", ratio(ma.average_precision), ratio(mb.average_precision)),
+            ("Best F1", ratio(ma.best_f1), ratio(mb.best_f1)),
+            ("F1 at threshold", ratio(ma.f1), ratio(mb.f1)),
+            ("Precision", ratio(ma.precision), ratio(mb.precision)),
+            ("Recall", percent(ma.recall), percent(mb.recall)),
+            ("False-alarm rate", percent(ma.false_alarm_rate), percent(mb.false_alarm_rate)),
+            ("False alarms at 90 % recall", percent(ma.false_alarm_at_90_recall), percent(mb.false_alarm_at_90_recall)),
+            ("Pixel AUROC", ratio(a.pixel_auroc), ratio(b.pixel_auroc)),
             ("ms per image", f"{a.ms_per_image:.1f}", f"{b.ms_per_image:.1f}"),
         ]
         self.metrics.setRowCount(len(rows))
@@ -174,14 +175,6 @@ class CompareView(QWidget):
                 self.scores.setItem(r, c, item)
         self.scores.setSortingEnabled(True)
         self.scatter.set_data(a.scores[:n], b.scores[:n], a.labels[:n], a.threshold, b.threshold, ("A", "B"))
-
-
-def _f(x) -> str:
-    return "–" if x is None or not math.isfinite(x) else f"{x:.3f}"
-
-
-def _p(x) -> str:
-    return "–" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
 
 
 def _num_item(value: float) -> QTableWidgetItem:
