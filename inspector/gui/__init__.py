@@ -10,7 +10,8 @@ Layout:
   workers.py      background jobs (superqt thread workers) with progress events and cancel
   settings.py     what persists between runs (QSettings)
   pages/          data, train, results, evaluate, models
-  widgets/        image views, thumbnails, plots, confusion matrix, message bar, ...
+  widgets/        image views, thumbnails, plots, confusion matrix, job progress, message bar, ...
+  formatting.py   how figures read (ratio, percent)
   analysis.py,
   dataset_ops.py  small Qt-free helpers the pages compose from the core
   qt_compat.py    work-arounds for bugs in the Qt bindings
