@@ -103,7 +103,8 @@ class ModelRegistry:
 
     # --- writing --------------------------------------------------------------------------
     def add(self, bundle: ModelBundle, name: str, parent: str | None = None, activate: bool = True) -> Entry:
-        """Store ``bundle`` as the next version of ``name`` (its info gets name, version, parent).
+        """Store ``bundle`` as the next version of ``name``; the stored metadata (a copy: the
+        caller's bundle is left as it was) gets the name, version and parent.
 
         With ``activate`` (the default) the new version is the one in use; without it, it is a
         candidate and the version in use stays what it was.
@@ -113,14 +114,15 @@ class ModelRegistry:
         if not activate and existing and self.pinned_version(name) is None:
             self.set_active(name, self.active(name).version)  # keep what is in use now
         version = existing[-1][0] + 1 if existing else 1
-        bundle.info.name, bundle.info.version = name, version
+        info = ModelInfo.from_dict(bundle.info.to_dict())
+        info.name, info.version = name, version
         if parent is not None:
-            bundle.info.parent = parent
+            info.parent = parent
         path = self.root / name / f"v{version}{MODEL_SUFFIX}"
-        bundle.save(path)
+        ModelBundle(bundle.model, info).save(path)
         if activate and self.pinned_version(name) is not None:
             self.set_active(name, version)
-        return Entry(name, version, path, bundle.info)
+        return Entry(name, version, path, info)
 
     def set_active(self, name: str, version: int) -> Entry:
         """Put ``version`` in use (promote a candidate, or roll back to an earlier version)."""

@@ -383,8 +383,8 @@ class Retrainer:
         current = Predictor(parent_bundle, self.device)
         new = Predictor(bundle, self.device)
         comparison = compare(current, new, data.comparison, pool_defects, pool_good, self.n_synthetic, seed=config.seed)
-        bundle.info.metrics["retrain_comparison"] = comparison.to_dict()
-        bundle.save(entry.path)  # the comparison travels with the version
+        entry.info.metrics["retrain_comparison"] = comparison.to_dict()
+        ModelBundle(bundle.model, entry.info).save(entry.path)  # the comparison travels with the version
         return RetrainResult(entry, parent, comparison)
 
     def _config(self, info) -> TrainConfig:

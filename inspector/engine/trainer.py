@@ -131,6 +131,7 @@ class Trainer:
         c = self.config
         images, report = [], ReadReport(ok=[], failed=[])
         for path in paths:
+            self.cancel.raise_if_cancelled()
             try:
                 images.append(resize_to_model(read_image(path), c.image_size, c.channels))
                 report.ok.append(Path(path))
@@ -206,6 +207,7 @@ class Trainer:
         provisional = ModelInfo(c.method, model.config.to_dict(), Threshold(float("inf"), "uncalibrated"))
         predictor = Predictor(ModelBundle(model, provisional), self.device)
         good_scores, good_maps = predictor.score_at_model_size(holdout)
+        self.cancel.raise_if_cancelled()
         defects = make_defect_set(holdout, n=max(len(holdout), 32), seed=c.seed)
         bad_scores, bad_maps = predictor.score_at_model_size([d[0] for d in defects])
         masks = [d[1] for d in defects]

@@ -152,9 +152,9 @@ class Session(QObject):
         info.notes = f"threshold set by hand in the app (was {old.threshold.value:.6g}, {old.threshold.method})"
         parent = old.ref if old.name else None
         entry = self.registry().add(ModelBundle(self.predictor.model, info), name or old.name, parent=parent)
-        self.set_predictor(Predictor(ModelBundle(self.predictor.model, info), self.predictor.device), keep_scores=True)
+        self.set_predictor(Predictor(ModelBundle(self.predictor.model, entry.info), self.predictor.device), keep_scores=True)
         self.registryChanged.emit()
-        self.info.emit(f"Saved threshold {info.threshold.value:.6g} as {info.ref}")
+        self.info.emit(f"Saved threshold {entry.info.threshold.value:.6g} as {entry.info.ref}")
         return entry
 
     # --- scores -------------------------------------------------------------------------------
