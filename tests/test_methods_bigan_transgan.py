@@ -117,15 +117,11 @@ def test_transgan_search_improves_the_fit_with_frozen_networks_under_inference_m
     from inspector.models.transgan.loss import search_loss
 
     torch.manual_seed(0)
-    options = TINY["transgan"] | {"search_steps": 20, "search_anchor": 0.0}
-    model = create_model("transgan", image_size=32, channels=1, **options).eval()
+    model = create_model("transgan", image_size=32, channels=1, **TINY["transgan"] | {"search_steps": 20}).eval()
     batch = parts_batch(4, 32)
     with torch.inference_mode():
         z0 = model.encoder(batch)
         z, steps = model.search(batch)
-        model.config.search_anchor = 10.0
-        z_anchored, _ = model.search(batch)
-        assert ((z_anchored - z0).norm(dim=1) < (z - z0).norm(dim=1)).all()  # the anchor keeps z near E(x)
 
         def loss(latent):
             x_hat = model.generator(latent)
