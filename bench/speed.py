@@ -61,7 +61,7 @@ def load_images(data: Path, n: int):
 
 
 def train_speed(method: str, size: int, args, paths) -> tuple[float, object]:
-    """Images/s of the Trainer's steps after the warm-up (one epoch of warmup + steps batches)."""
+    """Images/s of the Trainer's steps after the warm-up, from the median step time (one epoch of warmup + steps batches)."""
     from inspector.engine.events import TrainProgress
     from inspector.engine.trainer import TrainConfig, Trainer
 
@@ -79,17 +79,18 @@ def train_speed(method: str, size: int, args, paths) -> tuple[float, object]:
         holdout_fraction=holdout, params=method_params(method, args.param),
     )
     bundle = Trainer(config, on_event=on_event).fit(paths[:n_images])
-    timed = stamps[args.warmup :]
-    if len(stamps) <= args.warmup or len(timed) < 2:
+    if len(stamps) < args.warmup + 2:
         raise SystemExit(f"{method}: only {len(stamps)} training steps ran; use more images or fewer --warmup")
-    # stamps[i] is taken right after step i; timed steps are those after the warm-up's last stamp
-    seconds = timed[-1] - stamps[args.warmup - 1] if args.warmup else timed[-1] - timed[0]
-    steps = len(timed) if args.warmup else len(timed) - 1
+    # stamps[i] is taken right after step i; the median step time is robust to other work on a shared machine
+    durations = [b - a for a, b in zip(stamps[max(args.warmup - 1, 0) :], stamps[max(args.warmup, 1) :])]
+    seconds = statistics.median(durations)
+    steps = 1
     return steps * args.train_batch / seconds, bundle
 
 
 def inference_speed(predictor, images, batch: int, seconds: float, at_model_size: bool) -> float:
-    """Images/s over repeated calls for at least ``seconds`` (after one warm-up call); the median of 3 chunks."""
+    """Images/s over repeated calls for at least ``seconds`` (after one warm-up call): the best of 3 chunks,
+    since other work on the machine only ever slows a chunk down."""
     chunk = images[:batch]
 
     def call() -> None:
@@ -109,7 +110,7 @@ def inference_speed(predictor, images, batch: int, seconds: float, at_model_size
             if elapsed >= seconds / 3:
                 break
         rates.append(done / elapsed)
-    return statistics.median(rates)
+    return max(rates)
 
 
 def measure(method: str, size: int, args, images, paths, batches, threads) -> dict:
@@ -163,6 +164,7 @@ def main(argv=None) -> int:
     print(
         "\ninfer = Predictor.predict_batch on 300x300 images (resize, score, map + reconstruction back to 300x300);"
         "\nmodel-size = Predictor.score_at_model_size on images already at the input size."
+        "\ntrain = batch / median step time after the warm-up; inference = best of 3 timed chunks."
     )
     out = write_results(
         args.out or default_out("speed"),
