@@ -154,6 +154,14 @@ class AnomalyModel(nn.Module):
                 opt.load_state_dict(state[k])
 
 
+def top_fraction_mean(maps: Tensor, fraction: float = 0.01) -> Tensor:
+    """Mean of the largest ``fraction`` of each (B, H, W) map's pixels: an image score that is
+    robust to one hot pixel yet sensitive to a small defect."""
+    flat = maps.flatten(1)
+    k = max(1, int(flat.shape[1] * fraction))
+    return flat.topk(k, dim=1).values.mean(dim=1)
+
+
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur of a (B, 1, H, W) tensor, reflect-padded."""
     if sigma <= 0:

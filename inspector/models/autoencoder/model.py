@@ -9,7 +9,7 @@ from torch import Tensor
 
 from inspector.models.autoencoder.loss import reconstruction_loss
 from inspector.models.autoencoder.torch_model import AutoEncoder
-from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, weights_init
+from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 
 
 @dataclass
@@ -27,12 +27,6 @@ class AutoencoderConfig(ModelConfig):
         if not 0.0 < self.top_fraction <= 1.0:
             raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
 
-
-def top_fraction_mean(maps: Tensor, fraction: float) -> Tensor:
-    """Mean of the largest ``fraction`` of each map's pixels: robust to one hot pixel, sensitive to small defects."""
-    flat = maps.flatten(1)
-    k = max(1, int(flat.shape[1] * fraction))
-    return flat.topk(k, dim=1).values.mean(dim=1)
 
 
 class Autoencoder(AnomalyModel):

@@ -11,19 +11,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from inspector.models.base import gaussian_blur
+from inspector.models.base import gaussian_blur, top_fraction_mean
 
 
 def latent_distance(z: Tensor, z_hat: Tensor) -> Tensor:
     """The paper's score: mean squared distance between the two latent codes."""
     return (z - z_hat).pow(2).flatten(1).mean(dim=1)
 
-
-def top_fraction_mean(maps: Tensor, fraction: float = 0.01) -> Tensor:
-    """Mean of the largest ``fraction`` of each map's pixels: robust to one hot pixel, sensitive to small defects."""
-    flat = maps.flatten(1)
-    k = max(1, int(flat.shape[1] * fraction))
-    return flat.topk(k, dim=1).values.mean(dim=1)
 
 
 def leading_blocks(features: nn.Sequential, x: Tensor, n_blocks: int) -> list[Tensor]:

@@ -17,11 +17,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from inspector.models.base import StepContext
+from inspector.models.base import StepContext, top_fraction_mean
 from inspector.models.inpaint_skip_ganomaly.loss import hole_weights
 from inspector.models.inpaint_skip_ganomaly.masks import grid_masks, random_masks
 from inspector.models.inpaint_skip_ganomaly.torch_model import completion_generator, completion_input
-from inspector.models.skip_ganomaly.model import SkipGanomaly, SkipGanomalyConfig, top_fraction_mean
+from inspector.models.skip_ganomaly.model import SkipGanomaly, SkipGanomalyConfig
 
 
 @dataclass

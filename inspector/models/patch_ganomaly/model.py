@@ -16,7 +16,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, gaussian_blur, weights_init
+from inspector.models.base import AnomalyModel, gaussian_blur, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.patch_ganomaly.loss import discriminator_loss, generator_loss
 from inspector.models.patch_ganomaly.torch_model import Discriminator, Generator, extract_windows, random_patches, stitch
 
@@ -79,11 +79,9 @@ class PatchGanomalyConfig(ModelConfig):
 
 def reduce_map(maps: Tensor, how: str, fraction: float) -> Tensor:
     """Image score from a (B, H, W) map: its maximum, or the mean of its largest ``fraction`` of pixels."""
-    flat = maps.flatten(1)
     if how == "max":
-        return flat.amax(dim=1)
-    k = max(1, int(flat.shape[1] * fraction))
-    return flat.topk(k, dim=1).values.mean(dim=1)
+        return maps.flatten(1).amax(dim=1)
+    return top_fraction_mean(maps, fraction)
 
 
 class PatchGanomaly(AnomalyModel):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, weights_init
+from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.transgan.loss import discriminator_loss, encoder_losses, generator_loss, search_loss
 from inspector.models.transgan.torch_model import Discriminator, Encoder, Generator
 
@@ -58,12 +58,6 @@ class TransGanConfig(ModelConfig):
         if self.dim % 16 or self.d_dim % 16:
             raise ValueError("dim and d_dim must be multiples of 16 (16 channels per attention head)")
 
-
-def top_fraction_mean(maps: Tensor, fraction: float) -> Tensor:
-    """Mean of the largest ``fraction`` of each map's pixels: robust to one hot pixel, sensitive to small defects."""
-    flat = maps.flatten(1)
-    k = max(1, int(flat.shape[1] * fraction))
-    return flat.topk(k, dim=1).values.mean(dim=1)
 
 
 @contextlib.contextmanager
