@@ -6,7 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 
 from inspector.data.datasets import DEFECT, GOOD
 from inspector.data.images import ImageReadError, read_image, write_image

@@ -239,7 +239,6 @@ class Trainer:
         return ModelBundle(model.eval(), info)
 
     def _emit_samples(self, model: AnomalyModel, holdout: list[np.ndarray], epoch: int) -> None:
-        c = self.config
         batch = to_tensor(holdout[:8]).to(self.device)
         with eval_mode(model), torch.no_grad():
             recon = model.sample_reconstructions(batch)

@@ -192,6 +192,21 @@ def weights_init(module: nn.Module) -> None:
 
 
 @contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """No weight gradients for ``modules`` inside the block; their inputs still get theirs
+    (a generator's update needs gradients *through* the discriminator, not *of* it)."""
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Score in eval mode (BatchNorm running stats!), restore the previous mode afterwards."""
     was_training = model.training

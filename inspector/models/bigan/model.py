@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.bigan.loss import critic_loss, generator_loss, gradient_penalty
 from inspector.models.bigan.torch_model import Critic, Encoder, Generator
 
@@ -41,17 +40,6 @@ class BiGanConfig(ModelConfig):
             raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
 
 
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """No weight gradients for ``module`` inside the block (its inputs still get theirs)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
 
 
 class BiGan(AnomalyModel):

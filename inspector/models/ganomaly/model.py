@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, weights_init
+from inspector.models.base import AnomalyModel, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.ganomaly.loss import discriminator_loss, generator_loss
-from inspector.models.ganomaly.scores import feature_distance_map, latent_distance, top_fraction_mean
+from inspector.models.ganomaly.scores import feature_distance_map, latent_distance
 from inspector.models.ganomaly.torch_model import Discriminator, Generator
 
 
@@ -94,11 +94,8 @@ class Ganomaly(AnomalyModel):
         with ctx.autocast():
             real_logit, real_features = discriminator(batch)
             x_hat, z, z_hat = self.generator(batch)
-            discriminator.requires_grad_(False)
-            try:
+            with frozen(discriminator):
                 _, fake_features = discriminator(x_hat)
-            finally:
-                discriminator.requires_grad_(True)
             g = generator_loss(real_features, fake_features, batch, x_hat, z, z_hat, c.w_adv, c.w_con, c.w_enc)
         ctx.optimise(g["g_loss"], self.optimizers["generator"])
 

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from inspector.models.base import gaussian_blur, top_fraction_mean
+from inspector.models.base import gaussian_blur
 
 
 def latent_distance(z: Tensor, z_hat: Tensor) -> Tensor:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.skip_ganomaly.loss import discriminator_loss, generator_loss
 from inspector.models.skip_ganomaly.torch_model import Discriminator, UNetGenerator
 
@@ -36,17 +35,6 @@ class SkipGanomalyConfig(ModelConfig):
             raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
 
 
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """No parameter gradients for ``module`` (the generator's step needs gradients *through* D, not *of* D)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
 
 
 class SkipGanomaly(AnomalyModel):

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.transgan.loss import discriminator_loss, encoder_losses, generator_loss, search_loss
 from inspector.models.transgan.torch_model import Discriminator, Encoder, Generator
 
@@ -59,19 +59,6 @@ class TransGanConfig(ModelConfig):
             raise ValueError("dim and d_dim must be multiples of 16 (16 channels per attention head)")
 
 
-
-@contextlib.contextmanager
-def frozen(*modules: nn.Module) -> Iterator[None]:
-    """No weight gradients for ``modules`` inside the block (their inputs still get theirs)."""
-    params = [p for m in modules for p in m.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
 
 
 class TransGan(AnomalyModel):

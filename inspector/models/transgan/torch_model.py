@@ -11,7 +11,6 @@ An encoder (the shared DCGAN pyramid) predicts z from an image, to start the lat
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor, nn
