@@ -57,3 +57,27 @@ def tiny_bundle(parts_dir):
 
     config = TrainConfig(image_size=32, epochs=40, batch_size=8, device="cpu", params={"width": 16, "nz": 32, "score_mode": "reconstruction"})
     return Trainer(config).fit(list_images(parts_dir))
+
+
+def planted_blob_check(bundle):
+    """Score 12 good synthetic parts and 12 with a painted blob through the Predictor.
+
+    Returns (image AUROC, share of defect maps hotter inside the mask than outside,
+    share of defect maps whose maximum lies inside the mask).
+    """
+    import numpy as np
+
+    from inspector.data.synthetic import paint_defect
+    from inspector.engine import metrics
+    from inspector.engine.predictor import Predictor
+
+    predictor = Predictor(bundle, "cpu")
+    rng = np.random.default_rng(123)
+    good = [make_part(rng) for _ in range(12)]
+    defects = [paint_defect(make_part(rng), rng, kind="blob", scale=1.5) for _ in range(12)]
+    good_scores = [p.score for p in predictor.predict_batch(good)]
+    bad = predictor.predict_batch([d for d, _ in defects])
+    auroc = metrics.auroc([0] * 12 + [1] * 12, good_scores + [p.score for p in bad])
+    inside = [p.anomaly_map[m > 0].mean() > p.anomaly_map[m == 0].mean() for p, (_, m) in zip(bad, defects)]
+    peaks = [p.anomaly_map[m > 0].max() >= p.anomaly_map.max() for p, (_, m) in zip(bad, defects)]
+    return auroc, float(np.mean(inside)), float(np.mean(peaks))

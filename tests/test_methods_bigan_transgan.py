@@ -5,13 +5,11 @@ import pytest
 import torch
 
 from inspector.data.images import list_images, read_image
-from inspector.data.synthetic import paint_defect
-from inspector.engine import metrics
 from inspector.engine.bundle import ModelBundle
 from inspector.engine.predictor import Predictor
 from inspector.engine.trainer import TrainConfig, Trainer
 from inspector.models import StepContext, create_model
-from tests.conftest import make_part
+from tests.conftest import make_part, planted_blob_check
 
 # tiny networks and a high learning rate, so a few seconds of CPU training are enough
 TINY = {
@@ -62,16 +60,8 @@ def trained(request, parts_dir):
 
 
 def test_planted_defect_scores_above_good_parts_and_map_peaks_inside(trained):
-    predictor = Predictor(trained, "cpu")
-    rng = np.random.default_rng(123)
-    good = [make_part(rng) for _ in range(12)]
-    defects = [paint_defect(make_part(rng), rng, kind="blob", scale=1.5) for _ in range(12)]
-    good_scores = [p.score for p in predictor.predict_batch(good)]
-    bad = predictor.predict_batch([d for d, _ in defects])
-    assert metrics.auroc([0] * 12 + [1] * 12, good_scores + [p.score for p in bad]) > 0.9
-    inside = [p.anomaly_map[m > 0].mean() > p.anomaly_map[m == 0].mean() for p, (_, m) in zip(bad, defects)]
-    peaks = [p.anomaly_map[m > 0].max() >= p.anomaly_map.max() for p, (_, m) in zip(bad, defects)]
-    assert np.mean(inside) >= 0.9 and np.mean(peaks) >= 0.75
+    auroc, inside, peaks = planted_blob_check(trained)
+    assert auroc > 0.9 and inside >= 0.9 and peaks >= 0.75
 
 
 def test_calibration_puts_both_score_terms_on_one_scale(trained):

@@ -5,14 +5,12 @@ import pytest
 import torch
 
 from inspector.data.images import list_images, read_image
-from inspector.data.synthetic import paint_defect
-from inspector.engine import metrics
 from inspector.engine.bundle import ModelBundle
 from inspector.engine.predictor import Predictor
 from inspector.engine.trainer import TrainConfig, Trainer
 from inspector.models import StepContext, create_model
 from inspector.models.inpaint_skip_ganomaly.masks import grid_masks, random_masks
-from tests.conftest import make_part
+from tests.conftest import make_part, planted_blob_check
 
 METHODS = ["skip-ganomaly", "inpaint-skip-ganomaly", "autoencoder"]
 # tiny networks and a high learning rate so each trains in a few seconds on one CPU thread
@@ -59,15 +57,8 @@ def test_training_steps_reduce_the_main_loss(method):
 
 
 def test_planted_defect_scores_above_good_parts_and_map_peaks_inside(trained):
-    predictor = Predictor(trained, "cpu")
-    rng = np.random.default_rng(123)
-    good = [make_part(rng) for _ in range(12)]
-    defects = [paint_defect(make_part(rng), rng, kind="blob", scale=1.5) for _ in range(12)]
-    good_scores = [p.score for p in predictor.predict_batch(good)]
-    bad = predictor.predict_batch([d for d, _ in defects])
-    assert metrics.auroc([0] * 12 + [1] * 12, good_scores + [p.score for p in bad]) > 0.9
-    inside = [p.anomaly_map[m > 0].mean() > p.anomaly_map[m == 0].mean() for p, (_, m) in zip(bad, defects)]
-    assert np.mean(inside) >= 0.9
+    auroc, inside, _ = planted_blob_check(trained)
+    assert auroc > 0.9 and inside >= 0.9
 
 
 def test_model_file_round_trip_gives_identical_scores(trained, tmp_path, parts_dir):
