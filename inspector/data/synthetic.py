@@ -15,7 +15,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-DEFECT_KINDS = ("scratch", "blob", "perlin", "cutpaste")
+DEFECT_KINDS = ("scratch", "blob", "perlin", "cutpaste", "crack", "region")
 
 _MIN_STEP = 4  # smaller per-pixel changes are reverted: invisible, and would blur the mask edge
 _MIN_MEAN_CHANGE = 15.0  # a defect must change its pixels this much on average to count
@@ -226,6 +226,56 @@ def _cutpaste(work: np.ndarray, rng: np.random.Generator, scale: float) -> np.nd
     return out
 
 
+def _shade(work: np.ndarray, alpha: np.ndarray, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+    """Darken where ``alpha`` (HxW in [0, 1]) is set, by a factor in [low, high] — or, on a dark
+    part, brighten toward white by the same share, so the change always contrasts."""
+    region = alpha > 0.5
+    local = float(work[region].mean()) if region.any() else float(work.mean())
+    keep = rng.uniform(low, high)
+    target = work * keep if local > 80.0 else work + (255.0 - work) * (1.0 - keep)
+    return work + alpha[:, :, None] * (target - work)
+
+
+def _crack(work: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """One to three long, thin, nearly straight lines, mostly from edge to edge (as a cracked
+    cell, glass or casting shows them)."""
+    h, w = work.shape[:2]
+    canvas = np.zeros((h, w), np.uint8)
+    for _ in range(int(rng.integers(1, 4))):
+        p0 = _edge_point(h, w, rng) if rng.random() < 0.7 else _random_center(h, w, rng)
+        p1 = _edge_point(h, w, rng) if rng.random() < 0.5 else _random_center(h, w, rng)
+        p1 = p0 + (p1 - p0) * min(1.0, scale)
+        t = np.linspace(0.0, 1.0, int(rng.integers(2, 6)))[:, None]
+        pts = p0 + t * (p1 - p0)
+        pts[1:-1] += rng.normal(0.0, 0.03 * max(h, w), size=pts[1:-1].shape)  # a crack kinks, it does not curve
+        thickness = max(1, round(min(h, w) / 128 * rng.uniform(0.8, 1.8)))
+        cv2.polylines(canvas, [np.round(pts * 16).astype(np.int32)], False, 255, thickness, cv2.LINE_AA, shift=4)
+    return _shade(work, canvas.astype(np.float32) / 255.0, rng, 0.45, 0.92)
+
+
+def _region(work: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """A large area cut off by straight edges (a half-plane piece or a corner) with a changed,
+    slightly mottled intensity, as a dead region of a solar cell or a coating fault."""
+    h, w = work.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    region = np.ones((h, w), bool)
+    for _ in range(int(rng.integers(1, 3))):
+        p = _random_center(h, w, rng, margin=0.0)
+        angle = rng.uniform(0, 2 * np.pi)
+        region &= (xx - p[0]) * np.cos(angle) + (yy - p[1]) * np.sin(angle) > 0
+    if not 0.03 <= region.mean() <= 0.5 * scale:  # too small or too big: a corner piece instead
+        cx, cy = [(0, 0), (w, 0), (0, h), (w, h)][int(rng.integers(4))]
+        region = np.abs(xx - cx) + np.abs(yy - cy) < rng.uniform(0.15, 0.5) * scale * w
+    alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), rng.uniform(0.5, 1.5))
+    mottle = cv2.GaussianBlur(rng.normal(size=(h, w)).astype(np.float32), (0, 0), max(1.0, min(h, w) / 64))
+    return _shade(work, np.clip(alpha * (1.0 + 0.3 * mottle), 0.0, 1.0), rng, 0.25, 0.85)
+
+
+def _edge_point(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    t = rng.uniform(0, 1)
+    return np.array([(t * w, 0.0), (t * w, h - 1.0), (0.0, t * h), (w - 1.0, t * h)][int(rng.integers(4))])
+
+
 def _solid_blob(work: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
     """Fallback: a hard-edged blob of black or white, whichever contrasts; always visible."""
     h, w = work.shape[:2]
@@ -242,4 +292,6 @@ _PAINTERS: dict[str, Callable[[np.ndarray, np.random.Generator, float], np.ndarr
     "blob": _blob,
     "perlin": _perlin,
     "cutpaste": _cutpaste,
+    "crack": _crack,
+    "region": _region,
 }
