@@ -1,4 +1,4 @@
-"""Skip-GANomaly, its inpainting variant and the autoencoder baseline, on small synthetic parts."""
+"""Skip-GANomaly, its inpainting and segmenting variants and the autoencoder baseline, on small synthetic parts."""
 
 import numpy as np
 import pytest
@@ -12,11 +12,13 @@ from inspector.models import StepContext, create_model
 from inspector.models.inpaint_skip_ganomaly.masks import grid_masks, random_masks
 from tests.conftest import make_part, planted_blob_check
 
-METHODS = ["skip-ganomaly", "inpaint-skip-ganomaly", "autoencoder"]
+METHODS = ["skip-ganomaly", "inpaint-skip-ganomaly", "seg-skip-ganomaly", "autoencoder"]
 # tiny networks and a high learning rate so each trains in a few seconds on one CPU thread
 TINY = {
     "skip-ganomaly": dict(epochs=30, params={"width": 16, "lr": 1e-3}),
     "inpaint-skip-ganomaly": dict(epochs=30, params={"width": 16, "lr": 1e-3}),
+    # paints the planted kind (blob) and one other, as a user names the defects to expect
+    "seg-skip-ganomaly": dict(epochs=60, params={"width": 16, "head_width": 8, "lr": 1e-3, "defect_kinds": ["blob", "crack"]}),
     "autoencoder": dict(epochs=40, params={"width": 16, "nz": 32, "lr": 1e-3}),
 }
 
@@ -99,3 +101,15 @@ def test_inpainting_falls_back_to_the_checkerboard_when_nothing_stands_out():
     assert torch.equal(recon, base)
     assert torch.equal(amap, again)  # deterministic
     assert torch.allclose(amap, model.residual_map(x, base, sigma=1.0))
+
+
+def test_painted_batch_masks_exactly_the_changed_pixels():
+    from inspector.models.seg_skip_ganomaly.model import paint_batch
+
+    batch = _parts(16, 32, seed=3)
+    painted, masks = paint_batch(batch, 0.5, np.random.default_rng(0), max_defects=2)
+    changed = (painted - batch).abs().amax(dim=1, keepdim=True) > 1e-6
+    assert torch.equal(changed, masks > 0)
+    hit = masks.flatten(1).any(dim=1)
+    assert 3 <= int(hit.sum()) <= 13  # about half the images, each with a visible defect
+    assert torch.equal(painted[~hit], batch[~hit])

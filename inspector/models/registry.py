@@ -13,6 +13,7 @@ _METHODS: dict[str, str] = {
     "ganomaly": "inspector.models.ganomaly",
     "skip-ganomaly": "inspector.models.skip_ganomaly",
     "inpaint-skip-ganomaly": "inspector.models.inpaint_skip_ganomaly",
+    "seg-skip-ganomaly": "inspector.models.seg_skip_ganomaly",
     "bigan": "inspector.models.bigan",
     "patch-ganomaly": "inspector.models.patch_ganomaly",
     "tl-ganomaly": "inspector.models.tl_ganomaly",
