@@ -35,7 +35,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from inspector.data.elpv import materialise_elpv
-    from inspector.engine.workflow import demo_data_dir
+    from inspector.engine.demo import demo_data_dir
     from inspector.gui.app import apply_theme, create_application, setup_logging
     from inspector.gui.main_window import MainWindow
 

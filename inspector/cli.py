@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from inspector.engine.demo import DEMO_METHOD
+
 EXIT_ERROR = 2
 EXIT_UNREADABLE = 3
 
@@ -114,8 +116,8 @@ def _train_config(args: argparse.Namespace):
         method=args.method,
         image_size=args.image_size or defaults.image_size,
         channels=args.channels or defaults.channels,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        epochs=args.epochs or cls.train_defaults["epochs"],
+        batch_size=args.batch_size or cls.train_defaults["batch_size"],
         seed=args.seed,
         device=args.device,
         amp=not args.no_amp,
@@ -478,7 +480,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     rows = []
     for name in method_names():
         cls = get_method(name)
-        rows.append({"name": name, "description": cls.description, "defaults": dataclasses.asdict(cls.Config())})
+        defaults = dataclasses.asdict(cls.Config())
+        rows.append({"name": name, "description": cls.description, "defaults": defaults | cls.train_defaults})
     if args.json:
         _print_json(rows)
     else:
@@ -497,19 +500,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return run(demo={"method": args.method, "epochs": args.epochs}, screenshot=args.screenshot)
     from inspector.data.elpv import materialise_elpv
     from inspector.engine import paths
+    from inspector.engine.demo import DEMO_MODEL, DEMO_PARAMS, demo_data_dir
     from inspector.engine.registry import RegistryError
-    from inspector.engine.workflow import DEMO_MODEL, demo_data_dir
 
-    data = demo_data_dir()
-    print(f"demo data: {data}", file=sys.stderr)
     bar = ProgressBar("preparing ELPV", True)
-    materialise_elpv(data, progress=lambda d, t: bar.update(d, t))
+    data = materialise_elpv(demo_data_dir(), progress=lambda d, t: bar.update(d, t)).root
     bar.close()
+    print(f"demo data: {data}", file=sys.stderr)
     try:
         _registry().latest(DEMO_MODEL)
     except RegistryError:
         print(f"training the demo model '{DEMO_MODEL}' (first start only) ...", file=sys.stderr)
-        rc = main(["train", str(data), "--method", args.method, "--name", DEMO_MODEL, "--epochs", str(args.epochs)])
+        options = ["--epochs", str(args.epochs)] if args.epochs else []
+        for key, value in DEMO_PARAMS.get(args.method, {}).items():
+            options += ["--param", f"{key}={json.dumps(value)}"]
+        rc = main(["train", str(data), "--method", args.method, "--name", DEMO_MODEL, *options])
         if rc:
             return rc
     out = paths.data_dir() / "reports" / DEMO_MODEL
@@ -543,8 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method", default="ganomaly", help="see `inspector methods`")
     t.add_argument("--image-size", type=int, help="input size in pixels, a power of two 32..256 (method default)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="1 = gray, 3 = RGB (method default)")
-    t.add_argument("--epochs", type=int, default=15)
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--epochs", type=int, help="training epochs (method default)")
+    t.add_argument("--batch-size", type=int, help="training batch size (method default)")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     t.add_argument("--name", help="registry name (default: DATASET-METHOD); an existing name gets a new version")
     t.add_argument("--seed", type=int, default=0)
@@ -625,8 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     me.set_defaults(func=cmd_methods)
 
     d = sub.add_parser("demo", help="open the app on the ELPV demo project (its model is trained on first start)")
-    d.add_argument("--method", default="ganomaly")
-    d.add_argument("--epochs", type=int, default=15)
+    d.add_argument("--method", default=DEMO_METHOD)
+    d.add_argument("--epochs", type=int, help="training epochs (method default)")
     d.add_argument("--headless", action="store_true", help="no window: prepare the data, train if needed, write the evaluation report")
     d.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
     d.set_defaults(func=cmd_demo, window=True)  # --headless runs `train`/`eval` through main(): threads limited there

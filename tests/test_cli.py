@@ -113,3 +113,28 @@ def test_methods_lists_registered_methods(capsys):
     methods = json.loads(capsys.readouterr().out)
     assert "ganomaly" in [m["name"] for m in methods]
     assert all(m["description"] and m["defaults"]["image_size"] for m in methods)
+
+
+@pytest.mark.parametrize("method,epochs,batch_size,image_size", [("ganomaly", 15, 32, 64), ("seg-skip-ganomaly", 24, 16, 128)])
+def test_train_takes_the_methods_own_defaults_unless_told(method, epochs, batch_size, image_size):
+    from inspector.cli import _train_config, build_parser
+
+    parser = build_parser()
+    config = _train_config(parser.parse_args(["train", "data", "--method", method]))
+    assert (config.epochs, config.batch_size, config.image_size) == (epochs, batch_size, image_size)
+    config = _train_config(parser.parse_args(["train", "data", "--method", method, "--epochs", "3", "--batch-size", "8"]))
+    assert (config.epochs, config.batch_size) == (3, 8)
+
+
+def test_demo_headless_trains_the_demo_method_with_its_settings_and_writes_the_report(tmp_home, parts_dir, monkeypatch):
+    from inspector.data import elpv
+    from inspector.data.datasets import open_dataset
+    from inspector.engine.demo import DEMO_METHOD, DEMO_MODEL, DEMO_PARAMS
+    from inspector.engine.registry import ModelRegistry
+
+    monkeypatch.setattr(elpv, "materialise_elpv", lambda folder, progress=None: open_dataset(parts_dir))
+    assert main(["demo", "--headless", "--epochs", "1"]) == 0
+    info = ModelRegistry().latest(DEMO_MODEL).info
+    assert info.method == DEMO_METHOD
+    assert all(info.config[key] == value for key, value in DEMO_PARAMS[DEMO_METHOD].items())
+    assert any(tmp_home.rglob(f"reports/{DEMO_MODEL}/*"))

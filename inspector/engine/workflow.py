@@ -1,9 +1,8 @@
-"""The few multi-step jobs the CLI and the GUI share: train a dataset into the registry, the demo project."""
+"""The multi-step job the CLI and the GUI share: train a dataset into the registry as a new version."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from inspector.data.datasets import Dataset
 from inspector.engine import paths
@@ -11,8 +10,6 @@ from inspector.engine.bundle import ModelBundle
 from inspector.engine.events import CancelToken
 from inspector.engine.registry import Entry, ModelRegistry
 from inspector.engine.trainer import Event, TrainConfig, Trainer
-
-DEMO_MODEL = "elpv-demo"
 
 
 def default_model_name(method: str, dataset: Dataset) -> str:
@@ -48,6 +45,3 @@ def train_dataset(
     bundle = trainer.fit([s.path for s in dataset.train], data_info=data_info, init_from=init_from)
     return registry.add(bundle, name, parent=init_from.info.ref if init_from else None)
 
-
-def demo_data_dir() -> Path:
-    return paths.data_dir() / "datasets" / "elpv"

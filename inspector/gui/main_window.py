@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from inspector import __version__
 from inspector.engine import paths
+from inspector.engine.demo import DEMO_METHOD
 from inspector.engine.events import Progress
 from inspector.gui.app import DISPLAY_NAME, THEMES, apply_theme
 from inspector.gui.methods import warm_up
@@ -372,10 +373,10 @@ class MainWindow(QMainWindow):
         for callback in pending:
             callback()
 
-    def start_demo(self, train: bool = True, method: str = "ganomaly", epochs: int = 15) -> Job:
+    def start_demo(self, train: bool = True, method: str = DEMO_METHOD, epochs: int | None = None) -> Job:
         """The ELPV demo project: prepare the data (first start only), open it, load or train its model."""
         from inspector.data.elpv import materialise_elpv
-        from inspector.engine.workflow import DEMO_MODEL, demo_data_dir
+        from inspector.engine.demo import DEMO_MODEL, demo_data_dir
 
         folder = demo_data_dir()
 
@@ -401,7 +402,7 @@ class MainWindow(QMainWindow):
                 self.show_info(f"Demo project open: {dataset.name} with model {entry.info.ref}.")
             elif train:
                 self.show_info(
-                    f"Training the demo model '{DEMO_MODEL}' in the background ({epochs} epochs, first start only). "
+                    f"Training the demo model '{DEMO_MODEL}' ({method}) in the background (first start only). "
                     "The window stays usable: look at the data meanwhile."
                 )
                 self._train_demo(method, epochs)
@@ -413,12 +414,12 @@ class MainWindow(QMainWindow):
         job.failed.connect(lambda m: self.show_error(f"Cannot open the demo data: {m}"))
         return job
 
-    def _train_demo(self, method: str, epochs: int) -> None:
-        from inspector.engine.workflow import DEMO_MODEL
+    def _train_demo(self, method: str, epochs: int | None) -> None:
+        from inspector.engine.demo import DEMO_MODEL, DEMO_PARAMS
 
         def go() -> None:
             self.train_page.select_method(method)
-            self.train_page.set_form(epochs=epochs, name=DEMO_MODEL)
+            self.train_page.set_form(epochs=epochs, params=DEMO_PARAMS.get(method), name=DEMO_MODEL)
             self.show_page("train")
             self.train_page.start()
 

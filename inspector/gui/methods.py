@@ -21,6 +21,7 @@ class MethodChoice:
     name: str
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
+    train_defaults: dict[str, int] = field(default_factory=lambda: {"epochs": 15, "batch_size": 32})
     error: str | None = None
 
     @property
@@ -42,7 +43,7 @@ class MethodChoice:
             return values
         if name == "Thorough":
             return {"image_size": max(size, 128), "epochs": 40, "batch_size": 32, "params": {}}
-        return {"image_size": size, "epochs": 15, "batch_size": 32, "params": {}}
+        return {"image_size": size, **self.train_defaults, "params": {}}
 
 
 def describe_methods() -> list[MethodChoice]:
@@ -53,7 +54,7 @@ def describe_methods() -> list[MethodChoice]:
         try:
             cls = get_method(name)
             defaults = dataclasses.asdict(cls.Config())
-            choices.append(MethodChoice(name, cls.description or name, defaults))
+            choices.append(MethodChoice(name, cls.description or name, defaults, dict(cls.train_defaults)))
         except Exception as e:  # noqa: BLE001 — a method being written may fail in any way
             choices.append(MethodChoice(name, error=f"{type(e).__name__}: {e}"))
     return choices

@@ -96,6 +96,8 @@ class AnomalyModel(nn.Module):
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     #: the loss the trainer reports as "the" training loss (e.g. for tests and curves)
     main_loss: ClassVar[str] = "loss"
+    #: epochs and batch size the CLI and the app's "Standard" preset use unless told otherwise
+    train_defaults: ClassVar[dict[str, int]] = {"epochs": 15, "batch_size": 32}
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

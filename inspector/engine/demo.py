@@ -1,0 +1,16 @@
+"""The demo project's names and settings, in a module light enough for the CLI's argument parser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inspector.engine import paths
+
+DEMO_MODEL = "elpv-demo"
+DEMO_METHOD = "seg-skip-ganomaly"  # the best on ELPV (bench/RESULTS.md)
+#: electroluminescence images show cracks, dead regions and dark spots, so that is what the demo paints
+DEMO_PARAMS: dict[str, dict] = {"seg-skip-ganomaly": {"defect_kinds": ["crack", "region", "blob"]}}
+
+
+def demo_data_dir() -> Path:
+    return paths.data_dir() / "datasets" / "elpv"
