@@ -5,10 +5,10 @@ projects any input toward the clean distribution. Here the synthetic anomalies a
 defects (``inspector.data.synthetic``: cracks, dark regions, scratches, blobs, stains,
 cut-and-paste): the generator learns to *remove* them (input = painted image, target = the
 clean one, Skip-GANomaly's adversarial + contextual + latent losses), and a small U-Net head
-learns to segment them from (input, restoration, residual), as DRAEM's discriminative network
-(Zavrtanik et al., ICCV 2021). The head's probability map is the anomaly map: unlike a raw
-residual it has learnt to ignore texture the generator cannot reproduce (e.g. the grain of a
-polycrystalline solar cell).
+learns to segment them in the image, as DRAEM's discriminative network (Zavrtanik et al.,
+ICCV 2021). The head's probability map is the anomaly map: unlike a raw residual it has learnt
+to ignore texture the generator cannot reproduce (e.g. the grain of a polycrystalline solar
+cell); the generator's restoration is the reconstruction the app shows.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class SegSkipGanomaly(SkipGanomaly):
     name = "seg-skip-ganomaly"
     description = "Skip-GANomaly trained to remove painted defects, plus a head that segments them (DRAEM-style)"
     Config = SegSkipGanomalyConfig
-    train_defaults = {"epochs": 24, "batch_size": 16}  # the head needs steps: ELPV gained 0.03 AUROC from 12 to 24 epochs
+    train_defaults = {"epochs": 24, "batch_size": 16}  # the head needs steps (ELPV prototype: 0.83 → 0.85 from 12 to 24 epochs)
 
     def __init__(self, config: SegSkipGanomalyConfig) -> None:
         super().__init__(config)
