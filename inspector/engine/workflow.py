@@ -44,4 +44,3 @@ def train_dataset(
     }
     bundle = trainer.fit([s.path for s in dataset.train], data_info=data_info, init_from=init_from)
     return registry.add(bundle, name, parent=init_from.info.ref if init_from else None)
-
