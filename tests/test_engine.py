@@ -25,6 +25,28 @@ def test_training_steps_reduce_the_generator_loss():
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
 
+def test_cosine_learning_rate_is_a_function_of_the_runs_step():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    ctx = StepContext(torch.device("cpu"), total_steps=10)
+    rates = []
+    for step in (0, 5, 10, 0):  # the last: a resumed run lands on the same curve
+        ctx.step = step
+        ctx.cosine_lr(optimizer, 0.5)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.5, 0.25, 0.0, 0.5])
+    ctx.total_steps = 0  # a step called by hand, outside a run: the base rate
+    ctx.cosine_lr(optimizer, 0.5)
+    assert optimizer.param_groups[0]["lr"] == 0.5
+
+
+def test_heat_scale_leaves_a_margin_above_good_pixels_up_to_the_maps_largest_value():
+    from inspector.engine.trainer import _map_scale
+
+    assert _map_scale(0.1, 0.4, None) == pytest.approx({"low": 0.1, "high": 0.6})
+    assert _map_scale(0.1, 0.4, 1.0) == pytest.approx({"low": 0.1, "high": 0.6})
+    assert _map_scale(0.1, 0.9, 1.0) == pytest.approx({"low": 0.1, "high": 1.0})  # a probability map: full heat at 1
+
+
 @pytest.mark.parametrize("size,channels", [(32, 1), (64, 3)])
 def test_score_shapes_and_ranges(size, channels):
     model = create_model("ganomaly", image_size=size, channels=channels, width=8, nz=16).eval()
@@ -103,6 +125,20 @@ def test_cancel_stops_training_and_resume_continues_from_the_checkpoint(parts_di
             checkpoint_path=checkpoint).fit(files)
     assert min(epochs) == 2 and max(epochs) == 3
     assert not checkpoint.exists()  # a finished run removes its checkpoint
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(parts_dir, tmp_path):
+    """seg-skip-ganomaly paints random defects every step: the random state must travel in the checkpoint."""
+    files = list_images(parts_dir)
+    config = TrainConfig(method="seg-skip-ganomaly", image_size=32, epochs=2, batch_size=8, device="cpu",
+                         params={"width": 4, "head_width": 4})
+    whole = Trainer(config).fit(files).model.state_dict()
+    checkpoint, cancel = tmp_path / "run.ckpt", CancelToken()
+    with pytest.raises(Cancelled):
+        Trainer(config, lambda e: cancel.cancel() if isinstance(e, SampleReconstructions) else None, cancel, checkpoint).fit(files)
+    torch.manual_seed(123)  # whatever the process did in between
+    resumed = Trainer(config, checkpoint_path=checkpoint).fit(files).model.state_dict()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def test_unreadable_training_images_are_skipped_and_reported(parts_dir, tmp_path):

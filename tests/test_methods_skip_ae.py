@@ -63,6 +63,11 @@ def test_planted_defect_scores_above_good_parts_and_map_peaks_inside(trained):
     assert auroc > 0.9 and inside >= 0.9
 
 
+def test_heat_map_scale_stays_within_what_the_map_can_reach(trained):
+    scale, top = trained.info.map_scale, trained.model.map_max
+    assert scale["low"] < scale["high"] <= (top if top is not None else np.inf)
+
+
 def test_model_file_round_trip_gives_identical_scores(trained, tmp_path, parts_dir):
     loaded = ModelBundle.load(trained.save(tmp_path / "m.inspector"))
     images = [read_image(p) for p in list_images(parts_dir)[:6]]
@@ -101,6 +106,13 @@ def test_inpainting_falls_back_to_the_checkerboard_when_nothing_stands_out():
     assert torch.equal(recon, base)
     assert torch.equal(amap, again)  # deterministic
     assert torch.allclose(amap, model.residual_map(x, base, sigma=1.0))
+
+
+def test_the_heads_learning_rate_falls_over_the_trainers_whole_run(parts_dir):
+    config = TrainConfig(method="seg-skip-ganomaly", image_size=32, batch_size=8, device="cpu", epochs=2, params={"width": 4, "head_width": 4})
+    model = Trainer(config).fit(list_images(parts_dir)).model
+    # 32 training images, 4 steps an epoch: the last of 8 steps runs at (1 + cos(7π/8)) / 2 of the start
+    assert model.optimizers["head"].param_groups[0]["lr"] == pytest.approx(1e-3 * (1 + np.cos(7 * np.pi / 8)) / 2)
 
 
 def test_painted_batch_masks_exactly_the_changed_pixels():

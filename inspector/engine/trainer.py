@@ -163,7 +163,7 @@ class Trainer:
         steps_per_epoch = n // batch_size
         total_steps = steps_per_epoch * c.epochs
         amp = c.amp and self.device.type == "cuda"
-        ctx = StepContext(self.device, amp=amp, scaler=torch.amp.GradScaler("cuda") if amp else None)
+        ctx = StepContext(self.device, amp=amp, scaler=torch.amp.GradScaler("cuda") if amp else None, total_steps=total_steps)
         gen = torch.Generator().manual_seed(c.seed)
         for _ in range(start_epoch):  # same shuffles after a resume as in an uninterrupted run
             torch.randperm(n, generator=gen)
@@ -233,7 +233,7 @@ class Trainer:
             config=model.config.to_dict(),
             threshold=threshold,
             normalisation=NORMALISATION,
-            map_scale={"low": float(low), "high": float(max(high * 1.5, low + 1e-6))},
+            map_scale=_map_scale(low, high, model.map_max),
             metrics={"calibration": calibration},
         )
         return ModelBundle(model.eval(), info)
@@ -254,6 +254,7 @@ class Trainer:
             "model": model.state_dict(),
             "optimizers": model.optimizer_state(),
             "history": history,
+            "rng": _rng_state(),  # methods that draw at random (masks, painted defects) continue as if never stopped
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -269,7 +270,29 @@ class Trainer:
             return 0, []
         model.load_state_dict(state["model"])
         model.load_optimizer_state(state["optimizers"])
+        if "rng" in state:
+            _set_rng_state(state["rng"])
         return int(state["epoch"]), list(state["history"])
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _map_scale(good_median: float, good_top: float, map_max: float | None) -> dict[str, float]:
+    """Heat-map display range: cold at the median good pixel, full heat at 1.5 × the 99.9 % quantile of
+    good pixels (a margin above good texture), but never past the largest value the map can take."""
+    high = good_top * 1.5 if map_max is None else min(good_top * 1.5, map_max)
+    return {"low": float(good_median), "high": float(max(high, good_median + 1e-6))}
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

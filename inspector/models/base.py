@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Iterator
 
@@ -68,7 +69,8 @@ class StepContext:
     device: torch.device
     amp: bool = False
     scaler: torch.amp.GradScaler | None = None
-    step: int = 0
+    step: int = 0  # steps done before this one, counted over the whole run (resumes included)
+    total_steps: int = 0  # steps in the whole run; 0 when unknown (a step called by hand)
     generator: torch.Generator | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +78,15 @@ class StepContext:
         if self.amp:
             return torch.autocast(device_type=self.device.type, dtype=torch.float16)
         return contextlib.nullcontext()
+
+    def cosine_lr(self, optimizer: torch.optim.Optimizer, base_lr: float) -> None:
+        """Set the learning rate on a cosine from ``base_lr`` at the first step to 0 after the last.
+
+        A function of the step alone, so a resumed run continues on the same curve; ``base_lr``
+        when the run's length is unknown."""
+        progress = min(self.step / self.total_steps, 1.0) if self.total_steps > 0 else 0.0
+        for group in optimizer.param_groups:
+            group["lr"] = base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def optimise(self, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
         """zero_grad → backward → step, through the grad scaler when AMP is on."""
@@ -98,6 +109,9 @@ class AnomalyModel(nn.Module):
     main_loss: ClassVar[str] = "loss"
     #: epochs and batch size the CLI and the app's "Standard" preset use unless told otherwise
     train_defaults: ClassVar[dict[str, int]] = {"epochs": 15, "batch_size": 32}
+    #: the largest value the anomaly map can take (1 for a probability map), or None if unbounded;
+    #: the heat map's display scale never reaches past it, so a sure detection shows at full heat
+    map_max: ClassVar[float | None] = None
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

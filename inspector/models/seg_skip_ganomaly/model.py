@@ -36,7 +36,8 @@ class SegSkipGanomalyConfig(SkipGanomalyConfig):
     max_defects: int = 2  # a painted image gets 1 to max_defects defects
     gain_jitter: float = 0.2  # training images are brightened or darkened by up to this share
     head_width: int = 16  # first level's channels of the segmentation head (then ×2, ×4, ×8)
-    head_lr: float = 1e-3  # Adam learning rate of the head
+    head_lr: float = 1e-3  # Adam learning rate of the head at the start of the run
+    head_schedule: str = "cosine"  # "cosine": the head's rate falls to 0 over the run; "constant"
     top_fraction: float = 0.25  # image score = mean of this top fraction of the probability map
 
     def validate(self) -> None:
@@ -45,6 +46,8 @@ class SegSkipGanomalyConfig(SkipGanomalyConfig):
             raise ValueError(f"gain_jitter must be in [0, 1), got {self.gain_jitter}")
         if not 0.0 < self.defect_rate < 1.0:
             raise ValueError(f"defect_rate must be in (0, 1), got {self.defect_rate}")
+        if self.head_schedule not in ("cosine", "constant"):
+            raise ValueError(f"head_schedule must be 'cosine' or 'constant', got {self.head_schedule!r}")
         if self.head_width < 1 or self.head_lr <= 0 or self.max_defects < 1:
             raise ValueError("head_width, head_lr and max_defects must be positive")
         unknown = set(self.defect_kinds) - set(DEFECT_KINDS)
@@ -92,15 +95,21 @@ def flip_each(batch: Tensor, rng: np.random.Generator) -> Tensor:
     return out
 
 
+def _nhwc(batch: Tensor) -> Tensor:
+    """The head's convolutions run ~25 % faster on a CPU with channels-last (NHWC) inputs."""
+    return batch.contiguous(memory_format=torch.channels_last)
+
+
 class SegSkipGanomaly(SkipGanomaly):
     name = "seg-skip-ganomaly"
     description = "Skip-GANomaly trained to remove painted defects, plus a head that segments them (DRAEM-style)"
     Config = SegSkipGanomalyConfig
     train_defaults = {"epochs": 24, "batch_size": 16}  # the head needs steps (ELPV prototype: 0.83 → 0.85 from 12 to 24 epochs)
+    map_max = 1.0  # the map is a defect probability
 
     def __init__(self, config: SegSkipGanomalyConfig) -> None:
         super().__init__(config)
-        self.head = SegmentationHead(config.channels, config.head_width)
+        self.head = SegmentationHead(config.channels, config.head_width).to(memory_format=torch.channels_last)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         super().configure_optimizers()
@@ -113,13 +122,15 @@ class SegSkipGanomaly(SkipGanomaly):
         batch = flip_each(relight(batch, c.gain_jitter, rng), rng)
         painted, mask = paint_batch(batch, c.defect_rate, rng, c.defect_kinds, c.max_defects)
         losses = self.adversarial_step(batch, painted, ctx)  # learn to restore the clean image
+        if c.head_schedule == "cosine":
+            ctx.cosine_lr(self.optimizers["head"], c.head_lr)
         with ctx.autocast():
-            seg = segmentation_loss(self.head(painted), mask)
+            seg = segmentation_loss(self.head(_nhwc(painted)), mask)
         ctx.optimise(seg, self.optimizers["head"])
         return losses | {"seg_loss": seg.item()}
 
     def score(self, batch: Tensor) -> ScoreOutput:
-        amap = self.head(batch).squeeze(1).float().sigmoid()
+        amap = self.head(_nhwc(batch)).squeeze(1).float().sigmoid()
         return ScoreOutput(top_fraction_mean(amap, self.config.top_fraction), amap, self.generator(batch))
 
     def calibrate(self, batches: Iterable[Tensor]) -> None:
