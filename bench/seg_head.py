@@ -1,8 +1,8 @@
 """seg-skip-ganomaly's segmentation head alone on ELPV: a fast bench for the head's training recipe.
 
-The method's own parts (``paint_batch``, ``relight``, ``flip_each``, ``SegmentationHead``,
-``segmentation_loss``, the cosine learning rate, top-fraction image score) without the generator,
-which the head never reads, so a recipe can be tried at about half the method's cost. The
+The method's own training views, head update and defect map (``painted_views``, ``head_step``,
+``defect_map``) and its top-fraction image score, without the generator updates (the head never
+reads the generator), so a recipe can be tried at about half the method's cost. The
 training cells are the Trainer's (the same 10 % held out); the test split is scored at the model
 size as the Predictor does, and AUROC is printed on its two fixed halves (choose on a, report b)
 after every quarter of the run. What it finds must be confirmed through the method
@@ -57,11 +57,8 @@ def main(argv=None) -> int:
     from inspector.engine import metrics
     from inspector.engine.preprocess import resize_to_model, to_tensor
     from inspector.engine.trainer import TrainConfig, Trainer
-    from inspector.models import StepContext
+    from inspector.models import StepContext, create_model
     from inspector.models.base import eval_mode, top_fraction_mean
-    from inspector.models.seg_skip_ganomaly.loss import segmentation_loss
-    from inspector.models.seg_skip_ganomaly.model import flip_each, paint_batch, relight
-    from inspector.models.seg_skip_ganomaly.torch_model import SegmentationHead
 
     dataset = open_data(args.data)
     print(f"command: {command}\n{describe_machine(machine_info('cpu'))}", flush=True)
@@ -74,28 +71,29 @@ def main(argv=None) -> int:
     test = to_tensor([resize_to_model(read_image(s.path), args.image_size, 1) for s in samples])
     halves = _halves(samples, labels)
 
-    head = SegmentationHead(1, args.head_width).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(head.parameters(), lr=args.head_lr)
-    n, kinds = len(data), tuple(args.kinds.split(","))
+    model = create_model(
+        "seg-skip-ganomaly", image_size=args.image_size, head_width=args.head_width, head_lr=args.head_lr,
+        head_schedule=args.schedule, gain_jitter=args.gain_jitter, defect_rate=args.defect_rate,
+        max_defects=args.max_defects, defect_kinds=tuple(args.kinds.split(",")), top_fraction=args.top_fraction,
+    )
+    model.configure_optimizers()
+    model.train()  # eval_mode() around each evaluation puts it back
+    n = len(data)
     steps_per_epoch = n // args.batch_size
     ctx = StepContext(torch.device("cpu"), total_steps=steps_per_epoch * args.epochs)
     order_gen = torch.Generator().manual_seed(args.seed)
 
     def scores() -> np.ndarray:
-        with eval_mode(head), torch.no_grad():
-            maps = [head(test[i : i + 64].contiguous(memory_format=torch.channels_last)).squeeze(1).sigmoid() for i in range(0, len(test), 64)]
-        return top_fraction_mean(torch.cat(maps), args.top_fraction).numpy()
+        with eval_mode(model), torch.no_grad():
+            maps = [model.defect_map(test[i : i + 64]) for i in range(0, len(test), 64)]
+        return top_fraction_mean(torch.cat(maps), model.config.top_fraction).numpy()
 
     rows, started = [], time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         order = torch.randperm(n, generator=order_gen)
         for b in range(steps_per_epoch):
-            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
-            batch = flip_each(relight(data[order[b * args.batch_size : (b + 1) * args.batch_size]], args.gain_jitter, rng), rng)
-            painted, mask = paint_batch(batch, args.defect_rate, rng, kinds, args.max_defects)
-            if args.schedule == "cosine":
-                ctx.cosine_lr(optimizer, args.head_lr)
-            ctx.optimise(segmentation_loss(head(painted.contiguous(memory_format=torch.channels_last)), mask), optimizer)
+            _, painted, mask = model.painted_views(data[order[b * args.batch_size : (b + 1) * args.batch_size]])
+            model.head_step(painted, mask, ctx)
             ctx.step += 1
         if epoch % max(1, args.epochs // 4) == 0 or epoch == args.epochs:
             s = scores()

@@ -117,20 +117,35 @@ class SegSkipGanomaly(SkipGanomaly):
         return self.optimizers
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:
+        clean, painted, mask = self.painted_views(batch)
+        losses = self.adversarial_step(clean, painted, ctx)  # learn to restore the clean image
+        return losses | {"seg_loss": self.head_step(painted, mask, ctx)}
+
+    def painted_views(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(clean views, the same with painted defects, defect masks): each image re-lit and flipped
+        at random, then defects painted on ``defect_rate`` of them."""
         c = self.config
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))  # follows the trainer's seed
-        batch = flip_each(relight(batch, c.gain_jitter, rng), rng)
-        painted, mask = paint_batch(batch, c.defect_rate, rng, c.defect_kinds, c.max_defects)
-        losses = self.adversarial_step(batch, painted, ctx)  # learn to restore the clean image
+        clean = flip_each(relight(batch, c.gain_jitter, rng), rng)
+        painted, mask = paint_batch(clean, c.defect_rate, rng, c.defect_kinds, c.max_defects)
+        return clean, painted, mask
+
+    def head_step(self, painted: Tensor, mask: Tensor, ctx: StepContext) -> float:
+        """One update of the head on painted images against their masks; returns its loss."""
+        c = self.config
         if c.head_schedule == "cosine":
             ctx.cosine_lr(self.optimizers["head"], c.head_lr)
         with ctx.autocast():
             seg = segmentation_loss(self.head(_nhwc(painted)), mask)
         ctx.optimise(seg, self.optimizers["head"])
-        return losses | {"seg_loss": seg.item()}
+        return seg.item()
+
+    def defect_map(self, batch: Tensor) -> Tensor:
+        """The head's defect probability per pixel, (B, H, W)."""
+        return self.head(_nhwc(batch)).squeeze(1).float().sigmoid()
 
     def score(self, batch: Tensor) -> ScoreOutput:
-        amap = self.head(_nhwc(batch)).squeeze(1).float().sigmoid()
+        amap = self.defect_map(batch)
         return ScoreOutput(top_fraction_mean(amap, self.config.top_fraction), amap, self.generator(batch))
 
     def calibrate(self, batches: Iterable[Tensor]) -> None:
