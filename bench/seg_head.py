@@ -24,6 +24,9 @@ from common import OUT_DIR, apply_threads, command_line, default_out, describe_m
 from quality import _halves, open_data  # noqa: E402
 
 
+FRACTIONS = (0.01, 0.05, 0.25, 1.0)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=OUT_DIR / "elpv", help="ELPV copy in MVTec layout, made if missing")
@@ -83,10 +86,15 @@ def main(argv=None) -> int:
     ctx = StepContext(torch.device("cpu"), total_steps=steps_per_epoch * args.epochs)
     order_gen = torch.Generator().manual_seed(args.seed)
 
-    def scores() -> np.ndarray:
+    def scores(fraction: float = model.config.top_fraction) -> np.ndarray:
         with eval_mode(model), torch.no_grad():
             maps = [model.defect_map(test[i : i + 64]) for i in range(0, len(test), 64)]
-        return top_fraction_mean(torch.cat(maps), model.config.top_fraction).numpy()
+        return top_fraction_mean(torch.cat(maps), fraction).numpy()
+
+    def aurocs(s: np.ndarray) -> dict[str, float]:
+        return {"auroc": metrics.auroc(labels == DEFECT, s)} | {
+            f"auroc_{h}": metrics.auroc(labels[m] == DEFECT, s[m]) for h, m in halves.items()
+        }
 
     rows, started = [], time.perf_counter()
     for epoch in range(1, args.epochs + 1):
@@ -96,15 +104,15 @@ def main(argv=None) -> int:
             model.head_step(painted, mask, ctx)
             ctx.step += 1
         if epoch % max(1, args.epochs // 4) == 0 or epoch == args.epochs:
-            s = scores()
-            row = {"epoch": epoch, "seconds": time.perf_counter() - started, "auroc": metrics.auroc(labels == DEFECT, s)}
-            row |= {f"auroc_{h}": metrics.auroc(labels[m] == DEFECT, s[m]) for h, m in halves.items()}
+            row = {"epoch": epoch, "seconds": time.perf_counter() - started} | aurocs(scores())
             rows.append(row)
             print(f"epoch {epoch}: AUROC {row['auroc']:.3f} (a {row['auroc_a']:.3f} / b {row['auroc_b']:.3f})", flush=True)
 
     columns = [("epoch", "epoch"), ("auroc_a", "AUROC a"), ("auroc_b", "AUROC b"), ("auroc", "AUROC all"), ("seconds", "s")]
     print("\n" + format_table(rows, columns))
-    path = write_results(args.out or default_out("seg-head"), {"command": command, "args": vars(args), "rows": rows})
+    fractions = [{"top_fraction": f} | aurocs(scores(f)) for f in FRACTIONS]  # does the image score suit the recipe?
+    print("\nimage score = mean of the top fraction of the final map\n" + format_table(fractions, [("top_fraction", "top fraction")] + columns[1:4]))
+    path = write_results(args.out or default_out("seg-head"), {"command": command, "args": vars(args), "rows": rows, "fractions": fractions})
     print(f"\nresults: {path}")
     return 0
 

@@ -363,7 +363,18 @@ def test_paint_defect_mask_is_exact(kind, rgb):
         inside = mask > 0
         assert np.all(diff[~inside] == 0), "pixels outside the mask changed"
         assert np.all(diff[inside] > 0), "mask covers unchanged pixels"
-        assert diff[inside].mean() >= 15
+        assert diff[inside].mean() >= (6 if kind == "hairline" else 15)
+
+
+def test_hairline_is_thin_and_faint():
+    image = np.full((128, 128), 180, np.uint8)
+    for seed in range(8):
+        out, mask = paint_defect(image, np.random.default_rng(seed), "hairline")
+        inside = mask > 0
+        darker = 180 - out[inside].astype(int)
+        assert 0 < inside.mean() < 0.08, "a hairline covers a small share of the image"
+        assert darker.min() > 0 and darker.max() >= 15, "it darkens, and its core visibly"
+        assert np.median(darker) < 0.8 * darker.max(), "thinner than a pixel: most pixels change partly"
 
 
 @pytest.mark.parametrize("kind", [*DEFECT_KINDS, None])
@@ -411,6 +422,8 @@ def test_make_defect_set():
     assert all(np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0]) for a, b in zip(pairs, again))
     with pytest.raises(ValueError):
         make_defect_set([], 1, seed=0)
+    hairlines = make_defect_set(images, 2, seed=5, kinds=("hairline",))
+    assert all((m > 0).mean() < 0.1 for _, m in hairlines)
 
 
 # --- package hygiene -------------------------------------------------------------------

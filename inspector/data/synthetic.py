@@ -15,10 +15,12 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-DEFECT_KINDS = ("scratch", "blob", "perlin", "cutpaste", "crack", "region")
+DEFECT_KINDS = ("scratch", "blob", "perlin", "cutpaste", "crack", "region", "hairline")
+VISIBLE_KINDS = DEFECT_KINDS[:6]  # make_defect_set's kinds: plainly visible, so a miss is the model's fault
 
 _MIN_STEP = 4  # smaller per-pixel changes are reverted: invisible, and would blur the mask edge
 _MIN_MEAN_CHANGE = 15.0  # a defect must change its pixels this much on average to count
+_MIN_MEAN_CHANGE_OF = {"hairline": 6.0}  # a hairline is faint by design; it must still be seen
 _ATTEMPTS = 20
 
 
@@ -46,15 +48,15 @@ def paint_defect(
         work = work[:, :, None]
     for _ in range(_ATTEMPTS):
         result, mask = _finalise(image, _PAINTERS[kind](work, rng, scale))
-        if _strong_enough(image, result, mask):
+        if _strong_enough(image, result, mask, _MIN_MEAN_CHANGE_OF.get(kind, _MIN_MEAN_CHANGE)):
             return result, mask
     return _finalise(image, _solid_blob(work, rng, scale))
 
 
 def make_defect_set(
-    images: list[np.ndarray], n: int, seed: int
+    images: list[np.ndarray], n: int, seed: int, kinds: tuple[str, ...] = VISIBLE_KINDS
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`n` (defective image, mask) pairs, kinds in turn, images picked at random.
+    """`n` (defective image, mask) pairs, `kinds` in turn, images picked at random.
 
     Deterministic for a given seed and image list.
     """
@@ -64,7 +66,7 @@ def make_defect_set(
     pairs = []
     for i in range(n):
         image = images[int(rng.integers(len(images)))]
-        pairs.append(paint_defect(image, rng, DEFECT_KINDS[i % len(DEFECT_KINDS)]))
+        pairs.append(paint_defect(image, rng, kinds[i % len(kinds)]))
     return pairs
 
 
@@ -87,12 +89,12 @@ def _pixel_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return diff.max(axis=2) if diff.ndim == 3 else diff
 
 
-def _strong_enough(original: np.ndarray, result: np.ndarray, mask: np.ndarray) -> bool:
+def _strong_enough(original: np.ndarray, result: np.ndarray, mask: np.ndarray, min_change: float) -> bool:
     inside = mask > 0
     min_area = max(4, int(0.0005 * mask.size))
     if inside.sum() < min_area:
         return False
-    return float(_pixel_diff(original, result)[inside].mean()) >= _MIN_MEAN_CHANGE
+    return float(_pixel_diff(original, result)[inside].mean()) >= min_change
 
 
 def _contrast_delta(work: np.ndarray, region: np.ndarray, rng: np.random.Generator) -> float:
@@ -271,6 +273,29 @@ def _region(work: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndar
     return _shade(work, np.clip(alpha * (1.0 + 0.3 * mottle), 0.0, 1.0), rng, 0.25, 0.85)
 
 
+def _hairline(work: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """One to three faint lines thinner than a pixel: short straight segments (mostly along an
+    axis, as a finger interruption or micro-crack in a solar cell shows) or long gently curved
+    cracks. Drawn at 4× resolution and averaged down, so their contrast is partial, as a crack
+    finer than the camera's pixel looks."""
+    h, w = work.shape[:2]
+    up = 4
+    canvas = np.zeros((h * up, w * up), np.uint8)
+    side = min(h, w) * up
+    for _ in range(int(rng.integers(1, 4))):
+        if rng.random() < 0.5:
+            length = side * rng.uniform(0.08, 0.4) * scale
+            angle = rng.choice([0.0, np.pi / 2]) + rng.normal(0.0, 0.05) if rng.random() < 0.7 else rng.uniform(0, np.pi)
+            center = _random_center(h * up, w * up, rng)
+            step = np.array([np.cos(angle), np.sin(angle)]) * length / 2
+            pts = np.round(np.stack([center - step, center + step]) * 16).astype(np.int32)
+        else:
+            pts = _bezier(h * up, w * up, side * rng.uniform(0.3, 0.9) * scale, rng)
+        cv2.polylines(canvas, [pts], False, 255, int(rng.integers(1, up + 1)), cv2.LINE_AA, shift=4)
+    alpha = cv2.resize(canvas.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
+    return _shade(work, alpha, rng, 0.4, 0.85)
+
+
 def _edge_point(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     t = rng.uniform(0, 1)
     return np.array([(t * w, 0.0), (t * w, h - 1.0), (0.0, t * h), (w - 1.0, t * h)][int(rng.integers(4))])
@@ -294,4 +319,5 @@ _PAINTERS: dict[str, Callable[[np.ndarray, np.random.Generator, float], np.ndarr
     "cutpaste": _cutpaste,
     "crack": _crack,
     "region": _region,
+    "hairline": _hairline,
 }
