@@ -86,10 +86,12 @@ def main(argv=None) -> int:
     ctx = StepContext(torch.device("cpu"), total_steps=steps_per_epoch * args.epochs)
     order_gen = torch.Generator().manual_seed(args.seed)
 
-    def scores(fraction: float = model.config.top_fraction) -> np.ndarray:
+    def test_maps() -> torch.Tensor:
         with eval_mode(model), torch.no_grad():
-            maps = [model.defect_map(test[i : i + 64]) for i in range(0, len(test), 64)]
-        return top_fraction_mean(torch.cat(maps), fraction).numpy()
+            return torch.cat([model.defect_map(test[i : i + 64]) for i in range(0, len(test), 64)])
+
+    def scores(maps: torch.Tensor, fraction: float = model.config.top_fraction) -> np.ndarray:
+        return top_fraction_mean(maps, fraction).numpy()
 
     def aurocs(s: np.ndarray) -> dict[str, float]:
         return {"auroc": metrics.auroc(labels == DEFECT, s)} | {
@@ -104,13 +106,14 @@ def main(argv=None) -> int:
             model.head_step(painted, mask, ctx)
             ctx.step += 1
         if epoch % max(1, args.epochs // 4) == 0 or epoch == args.epochs:
-            row = {"epoch": epoch, "seconds": time.perf_counter() - started} | aurocs(scores())
+            maps = test_maps()
+            row = {"epoch": epoch, "seconds": time.perf_counter() - started} | aurocs(scores(maps))
             rows.append(row)
             print(f"epoch {epoch}: AUROC {row['auroc']:.3f} (a {row['auroc_a']:.3f} / b {row['auroc_b']:.3f})", flush=True)
 
     columns = [("epoch", "epoch"), ("auroc_a", "AUROC a"), ("auroc_b", "AUROC b"), ("auroc", "AUROC all"), ("seconds", "s")]
     print("\n" + format_table(rows, columns))
-    fractions = [{"top_fraction": f} | aurocs(scores(f)) for f in FRACTIONS]  # does the image score suit the recipe?
+    fractions = [{"top_fraction": f} | aurocs(scores(maps, f)) for f in FRACTIONS]  # does the image score suit the recipe?
     print("\nimage score = mean of the top fraction of the final map\n" + format_table(fractions, [("top_fraction", "top fraction")] + columns[1:4]))
     path = write_results(args.out or default_out("seg-head"), {"command": command, "args": vars(args), "rows": rows, "fractions": fractions})
     print(f"\nresults: {path}")
