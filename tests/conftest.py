@@ -1,5 +1,6 @@
 """Shared test setup: headless Qt and a throw-away INSPECTOR_HOME."""
 
+import gc
 import os
 
 import pytest
@@ -12,6 +13,15 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(int(os.environ["INSPECTOR_THREADS"]))
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_main_thread():
+    """The app switches Python's automatic cycle collection off (see inspector.gui.gc_guard) and
+    collects from its event loop; between tests no loop runs, so collect here, on this thread."""
+    yield
+    if not gc.isenabled():
+        gc.collect()
 
 
 @pytest.fixture

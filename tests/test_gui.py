@@ -480,6 +480,35 @@ def test_many_signals_do_not_wear_out_true_and_none(qtbot):
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run")
+def test_qt_garbage_is_freed_on_the_ui_thread_never_by_a_job(qtbot):
+    """A Qt object caught in a reference cycle must not be destroyed by a worker thread that happens to
+    trigger Python's cycle collector (with PySide6 that deadlocked a training in CI)."""
+    import threading
+    import weakref
+
+    from PySide6.QtCore import QObject
+
+    from inspector.gui.workers import run_job
+
+    freed_on: list[str] = []
+    orphan = QObject()
+    orphan.itself = orphan  # a cycle: only the cycle collector can free it
+    keep = weakref.ref(orphan, lambda _: freed_on.append(threading.current_thread().name))
+    del orphan
+
+    def allocate(report, cancel):  # far past every collection threshold; kept alive, so the count stays up
+        return [[i] for i in range(200_000)]
+
+    job = run_job("allocating", allocate)
+    kept = []
+    job.succeeded.connect(kept.append)
+    with qtbot.waitSignal(job.finished, timeout=20000):
+        pass
+    assert freed_on == [] or freed_on == [threading.main_thread().name]
+    qtbot.waitUntil(lambda: keep() is None, timeout=5000)  # the UI thread's collector frees it
+    assert freed_on == [threading.main_thread().name]
+
+
 def test_the_real_app_starts_under_xvfb_and_draws_its_window(tmp_path, parts_dir):
     shot = tmp_path / "window.png"
     env = {**os.environ, "INSPECTOR_HOME": str(tmp_path / "home")}

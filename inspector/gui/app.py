@@ -49,6 +49,7 @@ def _qt_message(kind, context, message: str) -> None:
 
 
 def create_application(argv: list[str] | None = None, theme: str = "system") -> QApplication:
+    from inspector.gui.gc_guard import collect_garbage_on_ui_thread
     from inspector.gui.resources import app_icon
 
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
@@ -60,6 +61,7 @@ def create_application(argv: list[str] | None = None, theme: str = "system") -> 
     app.setDesktopFileName(APP_NAME)
     app.setWindowIcon(app_icon())
     apply_theme(app, theme)
+    collect_garbage_on_ui_thread()
     return app
 
 

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QThreadPool, Qt, Signal, Slot
 from superqt.utils import create_worker
 
 from inspector.engine.events import CancelToken, Cancelled
+from inspector.gui.gc_guard import collect_garbage_on_ui_thread
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Job(QObject):
 
     def start(self) -> "Job":
         _thread_pool()
+        collect_garbage_on_ui_thread()  # a worker must never be the thread that frees a widget
         self._worker = create_worker(self._run, _start_thread=False)
         self._worker.returned.connect(self._on_returned, Qt.ConnectionType.QueuedConnection)
         self.running = True
