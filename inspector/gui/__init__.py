@@ -12,8 +12,7 @@ Layout:
   pages/          data, train, results, evaluate, models
   widgets/        image views, thumbnails, plots, confusion matrix, job progress, message bar, ...
   formatting.py   how figures read (ratio, percent)
-  analysis.py,
-  dataset_ops.py  small Qt-free helpers the pages compose from the core
+  gc_guard.py     Python's cycle collector on the UI thread only
   qt_compat.py    work-arounds for bugs in the Qt bindings
 """
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from inspector.data.datasets import DatasetError
 from inspector.data.images import IMAGE_EXTENSIONS
-from inspector.gui.dataset_ops import add_good_images
+from inspector.data.add_images import add_good_images
 from inspector.gui.settings import Settings
 from inspector.gui.widgets.thumbnails import FILTERS, SampleRole, ThumbnailFilter, ThumbnailGrid, ThumbnailModel
 from inspector.gui.workers import run_job

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.gui.analysis import ScoreSet, score_dataset
+from inspector.engine.analysis import ScoreSet, score_dataset
 from inspector.gui.formatting import percent, ratio
 from inspector.gui.widgets.confusion import ConfusionMatrix
 from inspector.gui.widgets.job_progress import JobProgress

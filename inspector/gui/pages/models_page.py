@@ -94,7 +94,7 @@ def _list_registry(session, report=None, cancel=None) -> list[tuple[str, list]]:
 
 def _compare(ref_a: str, ref_b: str, dataset, registry, report, cancel):
     from inspector.engine.predictor import Predictor
-    from inspector.gui.analysis import score_dataset
+    from inspector.engine.analysis import score_dataset
 
     results = []
     for ref in (ref_a, ref_b):

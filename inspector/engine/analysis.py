@@ -1,4 +1,4 @@
-"""Threshold analysis the evaluate and models pages share (Qt-free; composes the core).
+"""Threshold analysis of one model on one dataset (what the app's evaluate and models pages show).
 
 A :class:`ScoreSet` holds one model's scores on one dataset's test images, labelled good (0)
 or defect (1). With real defects it comes straight from ``engine.evaluate``. A dataset with

@@ -1,4 +1,4 @@
-"""Adding images to a dataset's good training set (Qt-free), for drag and drop on the data page.
+"""Adding images to a dataset's good training set (the app's drag and drop on the data page).
 
 Files are copied, never moved: the user's originals stay where they were. Where they go
 depends on the layout ``data.open_dataset`` found: ``train/good/`` of an MVTec folder, the
