@@ -24,11 +24,11 @@ from inspector.data.synthetic import DEFECT_KINDS, paint_defect
 from inspector.models.base import ScoreOutput, StepContext, top_fraction_mean
 from inspector.models.seg_skip_ganomaly.loss import segmentation_loss
 from inspector.models.seg_skip_ganomaly.torch_model import SegmentationHead
-from inspector.models.skip_ganomaly.model import SkipGanomaly, SkipGanomalyConfig
+from inspector.models.skip_ganomaly.model import SkipGanomalyNetConfig, SkipGanomalyNetworks
 
 
 @dataclass
-class SegSkipGanomalyConfig(SkipGanomalyConfig):
+class SegSkipGanomalyConfig(SkipGanomalyNetConfig):
     image_size: int = 128  # a one-pixel crack in a 300 px image is gone at 64 px
     width: int = 16  # the generator only restores; the head does the finding (4× cheaper than 32 at 128 px)
     defect_rate: float = 0.5  # share of training images that get painted defects
@@ -53,6 +53,11 @@ class SegSkipGanomalyConfig(SkipGanomalyConfig):
         unknown = set(self.defect_kinds) - set(DEFECT_KINDS)
         if not self.defect_kinds or unknown:
             raise ValueError(f"defect_kinds must be some of {', '.join(DEFECT_KINDS)}; got {list(self.defect_kinds)}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SegSkipGanomalyConfig":
+        # model files written by inspector 0.1.0 carry Skip-GANomaly's score_weight, which this method never used
+        return super().from_dict({k: v for k, v in values.items() if k != "score_weight"})
 
 
 def paint_batch(
@@ -100,7 +105,12 @@ def _nhwc(batch: Tensor) -> Tensor:
     return batch.contiguous(memory_format=torch.channels_last)
 
 
-class SegSkipGanomaly(SkipGanomaly):
+def _drop_unused_score_scale(state: dict, prefix: str, *_) -> None:
+    """Model files written by inspector 0.1.0 carry Skip-GANomaly's score scales, which this method never used."""
+    state.pop(prefix + "score_scale", None)
+
+
+class SegSkipGanomaly(SkipGanomalyNetworks):
     name = "seg-skip-ganomaly"
     description = "Skip-GANomaly trained to remove painted defects, plus a head that segments them (DRAEM-style)"
     Config = SegSkipGanomalyConfig
@@ -110,6 +120,7 @@ class SegSkipGanomaly(SkipGanomaly):
     def __init__(self, config: SegSkipGanomalyConfig) -> None:
         super().__init__(config)
         self.head = SegmentationHead(config.channels, config.head_width).to(memory_format=torch.channels_last)
+        self._register_load_state_dict_pre_hook(_drop_unused_score_scale)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         super().configure_optimizers()

@@ -14,12 +14,23 @@ from inspector.models.skip_ganomaly.torch_model import Discriminator, UNetGenera
 
 
 @dataclass
-class SkipGanomalyConfig(ModelConfig):
+class SkipGanomalyNetConfig(ModelConfig):
+    """The networks and the paper's loss weights: what every Skip-GANomaly variant trains."""
+
     width: int = 32  # first conv's channels (paper: 64); 32 keeps CPU training affordable at 64 px
     max_mult: int = 8  # U-Net channels stop doubling at width · max_mult
     w_adv: float = 1.0
     w_con: float = 40.0
     w_lat: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.width < 1 or self.max_mult < 1:
+            raise ValueError("width and max_mult must be positive")
+
+
+@dataclass
+class SkipGanomalyConfig(SkipGanomalyNetConfig):
     # score = score_weight · reconstruction + (1 - score_weight) · latent, each divided by its
     # mean over held-out good images (the paper min–max normalises over the test set instead)
     score_weight: float = 0.9
@@ -27,31 +38,24 @@ class SkipGanomalyConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.width < 1 or self.max_mult < 1:
-            raise ValueError("width and max_mult must be positive")
         if not 0.0 <= self.score_weight <= 1.0:
             raise ValueError(f"score_weight must be in [0, 1], got {self.score_weight}")
         if not 0.0 < self.top_fraction <= 1.0:
             raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
 
 
+class SkipGanomalyNetworks(AnomalyModel):
+    """Skip-GANomaly's generator, discriminator and adversarial training; each variant scores its own way."""
 
-
-class SkipGanomaly(AnomalyModel):
-    name = "skip-ganomaly"
-    description = "Skip-GANomaly (Akçay 2019): U-Net generator with skips + DCGAN discriminator"
-    Config = SkipGanomalyConfig
     main_loss = "g_loss"
 
-    def __init__(self, config: SkipGanomalyConfig) -> None:
+    def __init__(self, config: SkipGanomalyNetConfig) -> None:
         super().__init__(config)
         c = config
         self.generator = self.build_generator()
         self.discriminator = Discriminator(c.image_size, c.channels, c.width)
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
-        # per-term means (reconstruction, latent) on held-out good images
-        self.register_buffer("score_scale", torch.ones(2))
 
     def build_generator(self) -> nn.Module:
         c = self.config
@@ -91,6 +95,17 @@ class SkipGanomaly(AnomalyModel):
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:
         return self.adversarial_step(batch, batch, ctx)
+
+
+class SkipGanomaly(SkipGanomalyNetworks):
+    name = "skip-ganomaly"
+    description = "Skip-GANomaly (Akçay 2019): U-Net generator with skips + DCGAN discriminator"
+    Config = SkipGanomalyConfig
+
+    def __init__(self, config: SkipGanomalyConfig) -> None:
+        super().__init__(config)
+        # per-term means (reconstruction, latent) on held-out good images
+        self.register_buffer("score_scale", torch.ones(2))
 
     # --- scoring ----------------------------------------------------------------------------
     def latent_distance(self, x: Tensor, x_hat: Tensor) -> Tensor:
