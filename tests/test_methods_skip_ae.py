@@ -78,19 +78,14 @@ def test_model_file_round_trip_gives_identical_scores(trained, tmp_path, parts_d
 
 def test_a_seg_model_file_from_inspector_0_1_0_still_loads(tmp_path):
     """0.1.0 wrote Skip-GANomaly's unused score_weight and score_scale into seg-skip-ganomaly files."""
-    import json
-
-    from safetensors.torch import save as save_tensors
-
     from inspector.engine.bundle import ModelInfo
     from inspector.engine.threshold import Threshold
 
     model = create_model("seg-skip-ganomaly", image_size=32, width=4, head_width=4).eval()
     assert "score_weight" not in model.config.to_dict() and "score_scale" not in model.state_dict()
+    model.register_buffer("score_scale", torch.ones(2))  # what 0.1.0 wrote besides the weights
     info = ModelInfo("seg-skip-ganomaly", {**model.config.to_dict(), "score_weight": 0.9}, Threshold(0.5, "manual"))
-    old = {**model.state_dict(), "score_scale": torch.ones(2)}
-    path = tmp_path / "old.inspector"
-    path.write_bytes(save_tensors({k: v.contiguous() for k, v in old.items()}, metadata={"inspector": json.dumps(info.to_dict())}))
+    path = ModelBundle(model, info).save(tmp_path / "old.inspector")
     loaded = ModelBundle.load(path)
     batch = torch.rand(2, 1, 32, 32) * 2 - 1
     with torch.no_grad():
