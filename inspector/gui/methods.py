@@ -21,7 +21,7 @@ class MethodChoice:
     name: str
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
-    train_defaults: dict[str, int] = field(default_factory=lambda: {"epochs": 15, "batch_size": 32})
+    train_defaults: dict[str, int] = field(default_factory=dict)  # the method's own (AnomalyModel.train_defaults)
     error: str | None = None
 
     @property
