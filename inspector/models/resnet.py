@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
+
+from inspector.models.pretrained import PretrainedWeightsError, load_weights
+
+__all__ = ["PretrainedWeightsError", "ResNet18", "feature_size", "load_resnet18_weights"]
 
 
 class BasicBlock(nn.Module):
@@ -82,37 +85,6 @@ def feature_size(size: int) -> int:
     return size
 
 
-class PretrainedWeightsError(ValueError):
-    """A weights file that is not a ResNet-18 state dict (wrong file, wrong architecture, corrupt)."""
-
-
 def load_resnet18_weights(model: ResNet18, path: Path | str) -> None:
-    """Load a torchvision-format ResNet-18 state dict into ``model`` (strict, ``fc`` optional).
-
-    ``torch.load(weights_only=True)`` so a checkpoint cannot run code; every key of the
-    backbone must be present with the right shape, or a ``PretrainedWeightsError`` says which.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise PretrainedWeightsError(f"pretrained weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 — any failure means the file is unusable
-        raise PretrainedWeightsError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {e})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]  # a training checkpoint that wraps the weights
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise PretrainedWeightsError(f"{path}: expected a ResNet-18 state dict (name → tensor), got {type(state).__name__}")
-    if model.fc is None:
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        details = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                details.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
-        raise PretrainedWeightsError(f"{path}: not torchvision ResNet-18 weights: {'; '.join(details)}")
-    model.load_state_dict(state, strict=True)
+    """Load a torchvision-format ResNet-18 state dict into ``model`` (strict, ``fc`` optional)."""
+    load_weights(model, path, "ResNet-18", ignore=("fc.",) if model.fc is None else ())
