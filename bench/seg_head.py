@@ -34,6 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--head-width", type=int, default=16)
+    parser.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="the U-Net head from scratch, not the ImageNet one")
     parser.add_argument("--head-lr", type=float, default=1e-3)
     parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
     parser.add_argument("--gain-jitter", type=float, default=0.2)
@@ -75,10 +76,11 @@ def main(argv=None) -> int:
     halves = _halves(samples, labels)
 
     model = create_model(
-        "seg-skip-ganomaly", image_size=args.image_size, head_width=args.head_width, head_lr=args.head_lr,
+        "seg-skip-ganomaly", image_size=args.image_size, pretrained=args.pretrained, head_width=args.head_width, head_lr=args.head_lr,
         head_schedule=args.schedule, gain_jitter=args.gain_jitter, defect_rate=args.defect_rate,
         max_defects=args.max_defects, defect_kinds=tuple(args.kinds.split(",")), top_fraction=args.top_fraction,
     )
+    print(f"head: {model.pretrained_source}", flush=True)
     model.configure_optimizers()
     model.train()  # eval_mode() around each evaluation puts it back
     n = len(data)

@@ -13,6 +13,8 @@ cell); the generator's restoration is the reconstruction the app shows.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,9 +24,13 @@ from torch import Tensor
 
 from inspector.data.synthetic import DEFECT_KINDS, paint_defect
 from inspector.models.base import ScoreOutput, StepContext, top_fraction_mean
+from inspector.models.mobilenet import MobileNetV2
+from inspector.models.pretrained import find_weights, load_weights, where_looked
 from inspector.models.seg_skip_ganomaly.loss import segmentation_loss
-from inspector.models.seg_skip_ganomaly.torch_model import SegmentationHead
+from inspector.models.seg_skip_ganomaly.torch_model import ImageNetSegmentationHead, SegmentationHead
 from inspector.models.skip_ganomaly.model import SkipGanomalyNetConfig, SkipGanomalyNetworks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,7 +41,12 @@ class SegSkipGanomalyConfig(SkipGanomalyNetConfig):
     defect_kinds: tuple[str, ...] = DEFECT_KINDS  # the kinds painted (inspector.data.synthetic), at random
     max_defects: int = 2  # a painted image gets 1 to max_defects defects
     gain_jitter: float = 0.2  # training images are brightened or darkened by up to this share
-    head_width: int = 16  # first level's channels of the segmentation head (then ×2, ×4, ×8)
+    pretrained: bool = True  # the head reads a frozen ImageNet MobileNetV2 when its weights are found
+    pretrained_path: str = ""  # a torchvision mobilenet_v2 .pth; empty = torchvision's cache, then the package
+    # what the head was built on, filled in by the model: "imagenet:<file>" (MobileNetV2 head) or
+    # "scratch: <why>" (the U-Net head). A saved model carries it and is rebuilt the same way.
+    pretrained_source: str = ""
+    head_width: int = 16  # channels of the head's top level (U-Net: then ×2, ×4, ×8; ImageNet decoder: up to ×4)
     head_lr: float = 1e-3  # Adam learning rate of the head at the start of the run
     head_schedule: str = "cosine"  # "cosine": the head's rate falls to 0 over the run; "constant"
     top_fraction: float = 0.25  # image score = mean of this top fraction of the probability map
@@ -110,6 +121,39 @@ def _drop_unused_score_scale(state: dict, prefix: str, *_) -> None:
     state.pop(prefix + "score_scale", None)
 
 
+def build_head(c: SegSkipGanomalyConfig) -> torch.nn.Module:
+    """The ImageNet head when MobileNetV2 weights are found, else the U-Net from scratch with a
+    warning; records which in ``c.pretrained_source``. A config that already says (a saved model)
+    is rebuilt the same way without looking for weights: they come from the model file."""
+    fresh = not c.pretrained_source
+    if fresh:
+        c.pretrained_source = _find_head_weights(c)
+    if not c.pretrained_source.startswith("imagenet:"):
+        return SegmentationHead(c.channels, c.head_width)
+    head = ImageNetSegmentationHead(c.channels, c.head_width)
+    if fresh:
+        trunk = MobileNetV2()
+        load_weights(trunk, c.pretrained_source.removeprefix("imagenet:"), "MobileNetV2", ignore=("classifier.",))
+        head.trunk.load_state_dict(trunk.features[: len(head.trunk)].state_dict())
+    return head
+
+
+def _find_head_weights(c: SegSkipGanomalyConfig) -> str:
+    if not c.pretrained:
+        log.info("seg-skip-ganomaly: U-Net head from scratch (pretrained=False)")
+        return "scratch: pretrained=False"
+    path = find_weights("mobilenet_v2", c.pretrained_path)
+    if path is None:
+        where = where_looked("mobilenet_v2")
+        warnings.warn(
+            f"seg-skip-ganomaly: no ImageNet MobileNetV2 weights found ({where}, no pretrained_path); "
+            "the head is a U-Net trained from SCRATCH, which finds fewer real defects (see the method's README)",
+            stacklevel=3,
+        )
+        return f"scratch: {where}"
+    return f"imagenet:{path}"
+
+
 class SegSkipGanomaly(SkipGanomalyNetworks):
     name = "seg-skip-ganomaly"
     description = "Skip-GANomaly trained to remove painted defects, plus a head that segments them (DRAEM-style)"
@@ -119,12 +163,28 @@ class SegSkipGanomaly(SkipGanomalyNetworks):
 
     def __init__(self, config: SegSkipGanomalyConfig) -> None:
         super().__init__(config)
-        self.head = SegmentationHead(config.channels, config.head_width).to(memory_format=torch.channels_last)
+        self.head = build_head(config).to(memory_format=torch.channels_last)
         self._register_load_state_dict_pre_hook(_drop_unused_score_scale)
+        self._register_load_state_dict_pre_hook(self._head_of_the_file)
+
+    @property
+    def pretrained_source(self) -> str:
+        """``imagenet:<file>`` or ``scratch: <why>`` — also in the model file's config."""
+        return self.config.pretrained_source
+
+    def _head_of_the_file(self, state: dict, prefix: str, *_) -> None:
+        """The weights decide the head: a file written before the ImageNet head (or fine-tuned where
+        the weights were missing) carries the U-Net, and is rebuilt with it to load."""
+        imagenet = prefix + "head.trunk.0.0.weight" in state
+        if imagenet != isinstance(self.head, ImageNetSegmentationHead):
+            self.config.pretrained_source = f"{'imagenet' if imagenet else 'scratch'}: the head of a model file"
+            device = next(self.head.parameters()).device
+            self.head = build_head(self.config).to(device, memory_format=torch.channels_last)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         super().configure_optimizers()
-        self.optimizers["head"] = torch.optim.Adam(self.head.parameters(), lr=self.config.head_lr)
+        trainable = [p for p in self.head.parameters() if p.requires_grad]  # not a frozen ImageNet trunk
+        self.optimizers["head"] = torch.optim.Adam(trainable, lr=self.config.head_lr)
         return self.optimizers
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:

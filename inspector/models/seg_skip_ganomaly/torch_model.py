@@ -1,4 +1,5 @@
-"""Networks: Skip-GANomaly's generator and discriminator, and a small U-Net that segments defects."""
+"""Networks: Skip-GANomaly's generator and discriminator, and the heads that segment defects: a small
+U-Net trained from scratch, or a decoder on a frozen ImageNet MobileNetV2 (transfer learning)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from inspector.models.mobilenet import MobileNetV2
+from inspector.models.pretrained import ImageNetInput
 from inspector.models.skip_ganomaly.torch_model import Discriminator, UNetGenerator
 
-__all__ = ["Discriminator", "SegmentationHead", "UNetGenerator"]
+__all__ = ["Discriminator", "ImageNetSegmentationHead", "SegmentationHead", "UNetGenerator"]
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -39,3 +42,48 @@ class SegmentationHead(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skips.pop()], dim=1))
         return self.out(x)
+
+
+class ImageNetSegmentationHead(nn.Module):
+    """Defect logits (B, 1, H, W) from a frozen ImageNet MobileNetV2 trunk and a trained decoder.
+
+    The trunk (blocks 0–13, strides 2 to 16) keeps its weights and BatchNorm statistics as loaded:
+    features learnt from a million natural images tell a real crack from a part's texture far
+    better than features learnt from painted defects alone. The decoder climbs back with U-Net
+    skips from strides 8, 4 and 2, and a last level reads the image itself at full resolution, so
+    a one-pixel crack survives. ``width`` sets the decoder (4×, 3×, 2×, 1.5×, 1× channels).
+    """
+
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__()
+        self.imagenet_input = ImageNetInput()
+        self.trunk = MobileNetV2().features[: MobileNetV2.STRIDE_TAPS[16] + 1]
+        self.trunk.requires_grad_(False)
+        self.taps = [MobileNetV2.STRIDE_TAPS[s] for s in (2, 4, 8)]
+        c = MobileNetV2.TAP_CHANNELS
+        w = width
+        widths = [4 * w, 3 * w, 2 * w, w * 3 // 2, w]
+        self.full = _block(in_channels, w)
+        self.bottom = _block(c[16], widths[0])
+        skips = [c[8], c[4], c[2], w]
+        self.up = nn.ModuleList([_block(widths[i] + skips[i], widths[i + 1]) for i in range(4)])
+        self.out = nn.Conv2d(w, 1, 1)
+
+    def train(self, mode: bool = True) -> "ImageNetSegmentationHead":
+        super().train(mode)
+        self.trunk.eval()  # frozen: ImageNet's BatchNorm statistics, not the batch's
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = [self.full(x)]
+        h = self.imagenet_input(x)
+        for i, block in enumerate(self.trunk):
+            h = block(h)
+            if i in self.taps:
+                skips.append(h)
+        y = self.bottom(h)
+        for block in self.up:
+            skip = skips.pop()
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = block(torch.cat([y, skip], dim=1))
+        return self.out(y)
