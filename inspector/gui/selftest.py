@@ -40,6 +40,7 @@ def _checks() -> list[str]:
     from inspector.engine import paths
     from inspector.engine.predictor import Predictor
     from inspector.engine.trainer import TrainConfig, Trainer
+    from inspector.models.pretrained import find_weights, where_looked
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     label = QLabel("inspector self-test")
@@ -64,9 +65,11 @@ def _checks() -> list[str]:
     if not (np.isfinite(good_score) and bad_score > good_score):
         raise RuntimeError(f"a planted defect did not score above a good part ({bad_score:.4g} <= {good_score:.4g})")
     del app
+    weights = find_weights("mobilenet_v2")  # checks the packaged file's hash
     return [
         f"inspector {__version__}",
         f"Qt {QtCore.qVersion()} ({os.environ['QT_QPA_PLATFORM']}), torch {torch.__version__}, OpenCV {cv2.__version__}",
         f"model: good part {good_score:.4g} < planted defect {bad_score:.4g} (threshold {predictor.threshold:.4g})",
+        f"ImageNet MobileNetV2 weights: {weights if weights else 'none (' + where_looked('mobilenet_v2') + ')'}",
         "data folders: " + ", ".join(str(f) for f in folders),
     ]
