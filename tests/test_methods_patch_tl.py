@@ -15,7 +15,8 @@ from inspector.engine.predictor import Predictor
 from inspector.engine.trainer import TrainConfig, Trainer
 from inspector.models import StepContext, create_model
 from inspector.models.patch_ganomaly.torch_model import extract_windows, random_patches, stitch, window_starts
-from inspector.models.resnet import PretrainedWeightsError, ResNet18
+from inspector.models.pretrained import PretrainedWeightsError
+from inspector.models.resnet import ResNet18
 from tests.conftest import make_part, planted_blob_check
 
 TINY = {"width": 8, "nz": 16}
@@ -203,3 +204,19 @@ def test_patch_wise_tl_ganomaly_uses_windows():
         out = model.score(torch.rand(2, 1, 64, 64) * 2 - 1)
     assert out.anomaly_map.shape == (2, 64, 64)
     assert model.generator.decoder(torch.zeros(1, 16, 1, 1)).shape[-1] == 32  # the GAN works on 32 px patches
+
+
+def test_a_mobilenet_v2_backbone_is_built_on_its_named_weights(tmp_path, torch_home):
+    from inspector.models.mobilenet import MobileNetV2
+
+    torch.manual_seed(0)
+    reference = MobileNetV2()
+    torch.save(reference.state_dict() | {"classifier.1.weight": torch.zeros(1000, 1280)}, tmp_path / "mnv2.pth")
+    model = create_model("tl-ganomaly", image_size=32, channels=1, **TINY, backbone="mobilenet_v2", pretrained_path=str(tmp_path / "mnv2.pth"))
+    assert model.pretrained_source == f"imagenet:{tmp_path / 'mnv2.pth'}"
+    backbone = model.generator.encoder1.backbone.state_dict()
+    assert all(torch.equal(backbone[k], v) for k, v in reference.state_dict().items())
+    with torch.no_grad():
+        assert model.eval().score(parts_batch(2, 32)).anomaly_map.shape == (2, 32, 32)
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        create_model("tl-ganomaly", image_size=32, backbone="vgg16", pretrained=False)

@@ -42,6 +42,7 @@ class MobileNetV2(nn.Module):
 
     STRIDE_TAPS = {2: 1, 4: 3, 8: 6, 16: 13}  # the last block at each stride, up to 16
     TAP_CHANNELS = {2: 16, 4: 24, 8: 32, 16: 96}
+    feature_channels = 1280  # the last block's, at stride 32
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,5 +52,5 @@ class MobileNetV2(nn.Module):
             for i in range(repeats):
                 blocks.append(InvertedResidual(c_in, c_out, stride if i == 0 else 1, expansion))
                 c_in = c_out
-        blocks.append(_conv_bn_relu6(c_in, 1280, 1))
+        blocks.append(_conv_bn_relu6(c_in, self.feature_channels, 1))
         self.features = nn.Sequential(*blocks)

@@ -8,13 +8,7 @@ torchvision's exactly, so that file loads with strict key matching. Loading neve
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from torch import Tensor, nn
-
-from inspector.models.pretrained import PretrainedWeightsError, load_weights
-
-__all__ = ["PretrainedWeightsError", "ResNet18", "feature_size", "load_resnet18_weights"]
 
 
 class BasicBlock(nn.Module):
@@ -83,8 +77,3 @@ def feature_size(size: int) -> int:
     for _ in range(5):
         size = (size - 1) // 2 + 1
     return size
-
-
-def load_resnet18_weights(model: ResNet18, path: Path | str) -> None:
-    """Load a torchvision-format ResNet-18 state dict into ``model`` (strict, ``fc`` optional)."""
-    load_weights(model, path, "ResNet-18", ignore=("fc.",) if model.fc is None else ())

@@ -1,5 +1,6 @@
-"""TL-GANomaly (seed 003) as an ``AnomalyModel``: Patch-GANomaly's training and scoring with a
-ResNet-18 first encoder, initialised from ImageNet weights when they are on this machine.
+"""TL-GANomaly (seed 003) as an ``AnomalyModel``: Patch-GANomaly's training and scoring with an
+ImageNet backbone (ResNet-18 or MobileNetV2) as the first encoder, initialised from ImageNet weights
+when they are on this machine.
 
 By default it works on the whole image (``patch_size=0``); a ``patch_size`` gives the seed's
 combination of transfer learning and patch-wise training (random crops, sliding window).
@@ -13,35 +14,41 @@ from torch import nn
 
 from inspector.models.base import weights_init
 from inspector.models.patch_ganomaly.model import PatchGanomaly, PatchGanomalyConfig
-from inspector.models.tl_ganomaly.torch_model import Discriminator, TLGenerator, init_backbone
+from inspector.models.tl_ganomaly.torch_model import BACKBONES, Discriminator, TLGenerator, init_backbone
 
 
 @dataclass
 class TLGanomalyConfig(PatchGanomalyConfig):
     image_size: int = 64
     patch_size: int = 0  # 0 = whole image; e.g. 32 = patch-wise TL-GANomaly
+    backbone: str = "resnet18"  # the seed's; or "mobilenet_v2" (its ImageNet weights come with ./dev)
     pretrained: bool = True  # start from ImageNet weights when they are found (never downloaded)
-    pretrained_path: str = ""  # a torchvision resnet18 .pth; empty = look in torchvision's cache
+    pretrained_path: str = ""  # a torchvision .pth of the backbone; empty = torchvision's cache, then a package
     # what the encoder started from, filled in by the model: "imagenet:<file>" or "scratch: <why>".
     # A saved model carries it, and rebuilding from a saved config does not look for weights again.
     pretrained_source: str = ""
-    freeze_backbone: bool = False  # keep the ResNet-18 (and its BatchNorm statistics) as loaded
+    freeze_backbone: bool = False  # keep the backbone (and its BatchNorm statistics) as loaded
     map_mode: str = "residual"
     score_reduce: str = "topk"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
 
 
 class TLGanomaly(PatchGanomaly):
     name = "tl-ganomaly"
-    description = "TL-GANomaly (seed 003): GANomaly with an ImageNet ResNet-18 encoder, optionally patch-wise"
+    description = "TL-GANomaly (seed 003): GANomaly with an ImageNet encoder (ResNet-18, MobileNetV2), optionally patch-wise"
     Config = TLGanomalyConfig
 
     def build_networks(self, c: TLGanomalyConfig) -> tuple[nn.Module, nn.Module]:
-        generator = TLGenerator(c.patch, c.channels, c.nz, c.width, c.extra_layers, c.freeze_backbone)
+        generator = TLGenerator(c.patch, c.channels, c.nz, c.width, c.extra_layers, c.freeze_backbone, c.backbone)
         discriminator = Discriminator(c.patch, c.channels, c.width, c.extra_layers)
         for part in (generator.encoder1.final, generator.decoder, generator.encoder2, discriminator):
-            part.apply(weights_init)  # DCGAN init everywhere but the ResNet (its own init, or ImageNet)
+            part.apply(weights_init)  # DCGAN init everywhere but the backbone (its own init, or ImageNet)
         if not c.pretrained_source:
-            c.pretrained_source = init_backbone(generator.encoder1.backbone, c.pretrained, c.pretrained_path)
+            c.pretrained_source = init_backbone(generator.encoder1.backbone, c.backbone, c.pretrained, c.pretrained_path)
         return generator, discriminator
 
     @property

@@ -1,6 +1,7 @@
-"""TL-GANomaly networks: GANomaly whose first encoder is an ImageNet ResNet-18 (transfer learning).
+"""TL-GANomaly networks: GANomaly whose first encoder is an ImageNet backbone (transfer learning):
+ResNet-18, as the seed, or MobileNetV2.
 
-x → z = E_TL(x) (ResNet-18 trunk + a conv to the latent) → x̂ = DCGAN decoder(z) → ẑ = E(x̂)
+x → z = E_TL(x) (the backbone's trunk + a conv to the latent) → x̂ = DCGAN decoder(z) → ẑ = E(x̂)
 (a DCGAN encoder from scratch, as in the seed's code), with GANomaly's discriminator.
 """
 
@@ -14,7 +15,15 @@ from torch import Tensor, nn
 from inspector.models.dcgan import DCDecoder, DCEncoder
 from inspector.models.ganomaly.torch_model import Discriminator
 from inspector.models.pretrained import ImageNetInput, find_weights, where_looked
-from inspector.models.resnet import ResNet18, feature_size, load_resnet18_weights
+from inspector.models.mobilenet import MobileNetV2
+from inspector.models.pretrained import load_weights
+from inspector.models.resnet import ResNet18, feature_size
+
+# name → (builder of the trunk, its name in words, keys of a torchvision file the trunk does not have)
+BACKBONES = {
+    "resnet18": (lambda: ResNet18(num_classes=None), "ResNet-18", ("fc.",)),
+    "mobilenet_v2": (MobileNetV2, "MobileNetV2", ("classifier.",)),
+}
 
 __all__ = ["Discriminator", "TLEncoder", "TLGenerator", "init_backbone"]
 
@@ -22,14 +31,14 @@ log = logging.getLogger(__name__)
 
 
 class TLEncoder(nn.Module):
-    """Image in [-1, 1] → latent (nz, 1, 1) through ResNet-18's layer4 and a conv over its whole map
-    (input as ImageNet's: ``ImageNetInput``)."""
+    """Image in [-1, 1] → latent (nz, 1, 1) through the backbone's stride-32 features and a conv over
+    their whole map (input as ImageNet's: ``ImageNetInput``)."""
 
-    def __init__(self, image_size: int, nz: int, freeze: bool = False) -> None:
+    def __init__(self, image_size: int, nz: int, freeze: bool = False, backbone: str = "resnet18") -> None:
         super().__init__()
-        self.backbone = ResNet18(num_classes=None)
-        side = feature_size(image_size)
-        self.final = nn.Conv2d(ResNet18.feature_channels, nz, side, 1, 0, bias=False)
+        self.backbone = BACKBONES[backbone][0]()
+        side = feature_size(image_size)  # both backbones halve the image five times
+        self.final = nn.Conv2d(self.backbone.feature_channels, nz, side, 1, 0, bias=False)
         self.imagenet_input = ImageNetInput()
         self.frozen = freeze
         if freeze:
@@ -48,9 +57,11 @@ class TLEncoder(nn.Module):
 class TLGenerator(nn.Module):
     """GANomaly's encoder–decoder–encoder with the transfer-learning encoder first."""
 
-    def __init__(self, image_size: int, channels: int, nz: int, width: int, extra_layers: int = 0, freeze: bool = False) -> None:
+    def __init__(
+        self, image_size: int, channels: int, nz: int, width: int, extra_layers: int = 0, freeze: bool = False, backbone: str = "resnet18"
+    ) -> None:
         super().__init__()
-        self.encoder1 = TLEncoder(image_size, nz, freeze)
+        self.encoder1 = TLEncoder(image_size, nz, freeze, backbone)
         self.decoder = DCDecoder(image_size, channels, nz, width, extra_layers)
         self.encoder2 = DCEncoder(image_size, channels, nz, width, extra_layers)
 
@@ -61,23 +72,24 @@ class TLGenerator(nn.Module):
         return x_hat, z, z_hat
 
 
-def init_backbone(backbone: ResNet18, use_pretrained: bool, explicit_path: str = "") -> str:
-    """Load ImageNet weights when there are some (a named file must load); say what happened.
-
-    Returns the ``pretrained_source`` recorded in the model: ``imagenet:<file>`` or ``scratch: <why>``.
+def init_backbone(backbone: nn.Module, name: str, use_pretrained: bool, explicit_path: str = "") -> str:
+    """Load ImageNet weights into the ``name`` backbone when there are some (a named file must
+    load); say what happened. Returns the ``pretrained_source`` recorded in the model:
+    ``imagenet:<file>`` or ``scratch: <why>``.
     """
+    label, ignore = BACKBONES[name][1:]
     if not use_pretrained:
-        log.info("TL-GANomaly: ResNet-18 encoder trained from scratch (pretrained=False)")
+        log.info("TL-GANomaly: %s encoder trained from scratch (pretrained=False)", label)
         return "scratch: pretrained=False"
-    path = find_weights("resnet18", explicit_path)
+    path = find_weights(name, explicit_path)
     if path is None:
-        where = where_looked("resnet18")
+        where = where_looked(name)
         message = (
-            f"TL-GANomaly: no ImageNet ResNet-18 weights found ({where}, no pretrained_path); "
+            f"TL-GANomaly: no ImageNet {label} weights found ({where}, no pretrained_path); "
             "the encoder is trained from SCRATCH, which is no transfer learning"
         )
         warnings.warn(message, stacklevel=2)
         return f"scratch: {where}"
-    load_resnet18_weights(backbone, path)  # a named or found file that does not load is an error, not a fallback
-    log.info("TL-GANomaly: ResNet-18 encoder initialised from ImageNet weights %s", path)
+    load_weights(backbone, path, label, ignore)  # a named or found file that does not load is an error, not a fallback
+    log.info("TL-GANomaly: %s encoder initialised from ImageNet weights %s", label, path)
     return f"imagenet:{path}"
