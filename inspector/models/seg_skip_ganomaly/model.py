@@ -4,11 +4,13 @@ Seed 000 trains Skip-GANomaly's generator on synthetic anomalies (masked regions
 projects any input toward the clean distribution. Here the synthetic anomalies are painted
 defects (``inspector.data.synthetic``: cracks, dark regions, scratches, blobs, stains,
 cut-and-paste): the generator learns to *remove* them (input = painted image, target = the
-clean one, Skip-GANomaly's adversarial + contextual + latent losses), and a small U-Net head
-learns to segment them in the image, as DRAEM's discriminative network (Zavrtanik et al.,
-ICCV 2021). The head's probability map is the anomaly map: unlike a raw residual it has learnt
-to ignore texture the generator cannot reproduce (e.g. the grain of a polycrystalline solar
-cell); the generator's restoration is the reconstruction the app shows.
+clean one, Skip-GANomaly's adversarial + contextual + latent losses), and a head learns to
+segment them in the image, as DRAEM's discriminative network (Zavrtanik et al., ICCV 2021): a
+decoder on a frozen ImageNet MobileNetV2 (transfer learning, as seed 003 does for GANomaly) when its
+weights are on the machine, else a small U-Net from scratch. The head's probability map is the
+anomaly map: unlike a raw residual it has learnt to ignore texture the generator cannot reproduce
+(e.g. the grain of a polycrystalline solar cell); the generator's restoration is the reconstruction
+the app shows.
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ def _find_head_weights(c: SegSkipGanomalyConfig) -> str:
 
 class SegSkipGanomaly(SkipGanomalyNetworks):
     name = "seg-skip-ganomaly"
-    description = "Skip-GANomaly trained to remove painted defects, plus a head that segments them (DRAEM-style)"
+    description = "Skip-GANomaly trained to remove painted defects, plus a head on ImageNet features that segments them (DRAEM-style)"
     Config = SegSkipGanomalyConfig
     train_defaults = {"epochs": 24, "batch_size": 16}  # the head needs steps (ELPV prototype: 0.83 → 0.85 from 12 to 24 epochs)
     map_max = 1.0  # the map is a defect probability
