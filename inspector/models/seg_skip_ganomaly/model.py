@@ -15,8 +15,6 @@ the app shows.
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,12 +25,10 @@ from torch import Tensor
 from inspector.data.synthetic import DEFECT_KINDS, paint_defect
 from inspector.models.base import ScoreOutput, StepContext, top_fraction_mean
 from inspector.models.mobilenet import MobileNetV2
-from inspector.models.pretrained import find_weights, load_weights, where_looked
+from inspector.models.pretrained import load_weights, pretrained_source
 from inspector.models.seg_skip_ganomaly.loss import segmentation_loss
 from inspector.models.seg_skip_ganomaly.torch_model import ImageNetSegmentationHead, SegmentationHead
 from inspector.models.skip_ganomaly.model import SkipGanomalyNetConfig, SkipGanomalyNetworks
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -129,7 +125,8 @@ def build_head(c: SegSkipGanomalyConfig) -> torch.nn.Module:
     is rebuilt the same way without looking for weights: they come from the model file."""
     fresh = not c.pretrained_source
     if fresh:
-        c.pretrained_source = _find_head_weights(c)
+        fallback = "the head is a U-Net trained from SCRATCH, which finds fewer real defects (see the method's README)"
+        c.pretrained_source = pretrained_source("mobilenet_v2", "MobileNetV2", c.pretrained, c.pretrained_path, "seg-skip-ganomaly", fallback)
     if not c.pretrained_source.startswith("imagenet:"):
         return SegmentationHead(c.channels, c.head_width)
     head = ImageNetSegmentationHead(c.channels, c.head_width)
@@ -138,22 +135,6 @@ def build_head(c: SegSkipGanomalyConfig) -> torch.nn.Module:
         load_weights(trunk, c.pretrained_source.removeprefix("imagenet:"), "MobileNetV2", ignore=("classifier.",))
         head.trunk.load_state_dict(trunk.features[: len(head.trunk)].state_dict())
     return head
-
-
-def _find_head_weights(c: SegSkipGanomalyConfig) -> str:
-    if not c.pretrained:
-        log.info("seg-skip-ganomaly: U-Net head from scratch (pretrained=False)")
-        return "scratch: pretrained=False"
-    path = find_weights("mobilenet_v2", c.pretrained_path)
-    if path is None:
-        where = where_looked("mobilenet_v2")
-        warnings.warn(
-            f"seg-skip-ganomaly: no ImageNet MobileNetV2 weights found ({where}, no pretrained_path); "
-            "the head is a U-Net trained from SCRATCH, which finds fewer real defects (see the method's README)",
-            stacklevel=3,
-        )
-        return f"scratch: {where}"
-    return f"imagenet:{path}"
 
 
 class SegSkipGanomaly(SkipGanomalyNetworks):

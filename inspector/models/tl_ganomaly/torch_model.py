@@ -8,15 +8,13 @@ x → z = E_TL(x) (the backbone's trunk + a conv to the latent) → x̂ = DCGAN 
 from __future__ import annotations
 
 import logging
-import warnings
 
 from torch import Tensor, nn
 
 from inspector.models.dcgan import DCDecoder, DCEncoder
 from inspector.models.ganomaly.torch_model import Discriminator
-from inspector.models.pretrained import ImageNetInput, find_weights, where_looked
 from inspector.models.mobilenet import MobileNetV2
-from inspector.models.pretrained import load_weights
+from inspector.models.pretrained import ImageNetInput, load_weights, pretrained_source
 from inspector.models.resnet import ResNet18, feature_size
 
 # name → (builder of the trunk, its name in words, keys of a torchvision file the trunk does not have)
@@ -78,18 +76,9 @@ def init_backbone(backbone: nn.Module, name: str, use_pretrained: bool, explicit
     ``imagenet:<file>`` or ``scratch: <why>``.
     """
     label, ignore = BACKBONES[name][1:]
-    if not use_pretrained:
-        log.info("TL-GANomaly: %s encoder trained from scratch (pretrained=False)", label)
-        return "scratch: pretrained=False"
-    path = find_weights(name, explicit_path)
-    if path is None:
-        where = where_looked(name)
-        message = (
-            f"TL-GANomaly: no ImageNet {label} weights found ({where}, no pretrained_path); "
-            "the encoder is trained from SCRATCH, which is no transfer learning"
-        )
-        warnings.warn(message, stacklevel=2)
-        return f"scratch: {where}"
-    load_weights(backbone, path, label, ignore)  # a named or found file that does not load is an error, not a fallback
-    log.info("TL-GANomaly: %s encoder initialised from ImageNet weights %s", label, path)
-    return f"imagenet:{path}"
+    fallback = "the encoder is trained from SCRATCH, which is no transfer learning"
+    source = pretrained_source(name, label, use_pretrained, explicit_path, "TL-GANomaly", fallback)
+    if source.startswith("imagenet:"):  # a named or found file that does not load is an error, not a fallback
+        load_weights(backbone, source.removeprefix("imagenet:"), label, ignore)
+        log.info("TL-GANomaly: %s encoder initialised from ImageNet weights %s", label, source)
+    return source
