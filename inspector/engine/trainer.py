@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,7 @@ class Trainer:
         start_epoch, history = self._resume(model, data_info)
         started = time.perf_counter()
         self._train(model, data, holdout_images, start_epoch, history)
-        bundle = self._calibrate(model, holdout_images)
+        bundle = self._calibrate(model, data, holdout_images)
         bundle.info.training = {
             **(data_info or {}),
             "config": asdict(c),
@@ -197,12 +197,14 @@ class Trainer:
             self._save_checkpoint(model, epoch + 1, history)
             self._emit_samples(model, holdout, epoch + 1)
 
-    def _calibrate(self, model: AnomalyModel, holdout: list[np.ndarray]) -> ModelBundle:
-        """Threshold and map scale from held-out good images; synthetic defects check localisation."""
+    def _calibrate(self, model: AnomalyModel, data: torch.Tensor, holdout: list[np.ndarray]) -> ModelBundle:
+        """Statistics of the training images, then threshold and map scale from held-out good
+        images; synthetic defects check localisation."""
         c = self.config
         self.on_event(TrainProgress(c.epochs, c.epochs, 0, 0, {}, 0.0, 0.0, phase="calibrate"))
         batches = [to_tensor(holdout[i : i + 64]) for i in range(0, len(holdout), 64)]
         with eval_mode(model), torch.no_grad():
+            model.fit_normal(self._cancellable(data[i : i + 64] for i in range(0, len(data), 64)))
             model.calibrate(b.to(self.device) for b in batches)
         provisional = ModelInfo(c.method, model.config.to_dict(), Threshold(float("inf"), "uncalibrated"))
         predictor = Predictor(ModelBundle(model, provisional), self.device)
@@ -237,6 +239,11 @@ class Trainer:
             metrics={"calibration": calibration},
         )
         return ModelBundle(model.eval(), info)
+
+    def _cancellable(self, batches: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+        for batch in batches:
+            self.cancel.raise_if_cancelled()
+            yield batch
 
     def _emit_samples(self, model: AnomalyModel, holdout: list[np.ndarray], epoch: int) -> None:
         batch = to_tensor(holdout[:8]).to(self.device)

@@ -143,6 +143,10 @@ class AnomalyModel(nn.Module):
         """Score a batch in [-1, 1]. Called under ``torch.no_grad`` with the model in eval mode."""
         raise NotImplementedError
 
+    def fit_normal(self, batches: Iterable[Tensor]) -> None:
+        """Fit statistics of the good *training* images once the networks are trained (eval mode,
+        no grad), e.g. a Gaussian of their features; called before ``calibrate``. Nothing by default."""
+
     def calibrate(self, batches: Iterable[Tensor]) -> None:
         """Fit score statistics on held-out good batches after training (eval mode, no grad).
 

@@ -10,7 +10,9 @@ decoder on a frozen ImageNet MobileNetV2 (transfer learning, as seed 003 does fo
 weights are on the machine, else a small U-Net from scratch. The head's probability map is the
 anomaly map: unlike a raw residual it has learnt to ignore texture the generator cannot reproduce
 (e.g. the grain of a polycrystalline solar cell); the generator's restoration is the reconstruction
-the app shows.
+the app shows. With the ImageNet head, a Gaussian of the good training images' trunk features per
+position (PaDiM) joins the score: it ranks real defects more steadily than a head trained on
+painted ones (ELPV: 0.871 / 0.861 for two seeds, against 0.840 / 0.788 for the head alone).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from inspector.data.synthetic import DEFECT_KINDS, paint_defect
 from inspector.models.base import ScoreOutput, StepContext, top_fraction_mean
+from inspector.models.feature_gaussian import PositionGaussian
 from inspector.models.mobilenet import MobileNetV2
 from inspector.models.pretrained import load_weights, pretrained_source
 from inspector.models.seg_skip_ganomaly.loss import segmentation_loss
@@ -47,7 +51,11 @@ class SegSkipGanomalyConfig(SkipGanomalyNetConfig):
     head_width: int = 16  # channels of the head's top level (U-Net: then ×2, ×4, ×8; ImageNet decoder: up to ×4)
     head_lr: float = 1e-3  # Adam learning rate of the head at the start of the run
     head_schedule: str = "cosine"  # "cosine": the head's rate falls to 0 over the run; "constant"
-    top_fraction: float = 0.25  # image score = mean of this top fraction of the probability map
+    top_fraction: float = 0.25  # the head's image score = mean of this top fraction of its probability map
+    # share of the score from a Gaussian of good parts' ImageNet features per position (PaDiM); the
+    # rest is the head's. Needs the ImageNet head; 0 = the head alone. 0.8 and 0.9 tied on ELPV half a.
+    feature_weight: float = 0.8
+    feature_grid: int = 16  # the Gaussian's positions per side (16 × 16 × 120 features: 15 MB in the model file)
 
     def validate(self) -> None:
         super().validate()
@@ -59,6 +67,10 @@ class SegSkipGanomalyConfig(SkipGanomalyNetConfig):
             raise ValueError(f"head_schedule must be 'cosine' or 'constant', got {self.head_schedule!r}")
         if self.head_width < 1 or self.head_lr <= 0 or self.max_defects < 1:
             raise ValueError("head_width, head_lr and max_defects must be positive")
+        if not 0.0 <= self.feature_weight <= 1.0:
+            raise ValueError(f"feature_weight must be in [0, 1], got {self.feature_weight}")
+        if self.feature_grid < 1:
+            raise ValueError(f"feature_grid must be positive, got {self.feature_grid}")
         unknown = set(self.defect_kinds) - set(DEFECT_KINDS)
         if not self.defect_kinds or unknown:
             raise ValueError(f"defect_kinds must be some of {', '.join(DEFECT_KINDS)}; got {list(self.defect_kinds)}")
@@ -138,31 +150,61 @@ def build_head(c: SegSkipGanomalyConfig) -> torch.nn.Module:
 
 
 class SegSkipGanomaly(SkipGanomalyNetworks):
+    """With the ImageNet head, the score mixes two terms once ``fit_normal`` has seen the good
+    training images: a Gaussian of their trunk features per position (``feature_weight``) and the
+    head's probability map, each in units of held-out good parts' spread (median and interquartile
+    range, from ``calibrate``). Otherwise the score is the head's alone, as before the Gaussian."""
+
     name = "seg-skip-ganomaly"
     description = "Skip-GANomaly trained to remove painted defects, plus a head on ImageNet features that segments them (DRAEM-style)"
     Config = SegSkipGanomalyConfig
     train_defaults = {"epochs": 24, "batch_size": 16}  # the head needs steps (ELPV prototype: 0.83 → 0.85 from 12 to 24 epochs)
-    map_max = 1.0  # the map is a defect probability
 
     def __init__(self, config: SegSkipGanomalyConfig) -> None:
         super().__init__(config)
         self.head = build_head(config).to(memory_format=torch.channels_last)
+        self.gaussian = self._build_gaussian()
+        # median and interquartile range of held-out good parts' image scores: [Gaussian, head]
+        self.register_buffer("score_stats", torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
         self._register_load_state_dict_pre_hook(_drop_unused_score_scale)
-        self._register_load_state_dict_pre_hook(self._head_of_the_file)
+        self._register_load_state_dict_pre_hook(self._match_the_file)
 
     @property
     def pretrained_source(self) -> str:
         """``imagenet:<file>`` or ``scratch: <why>`` — also in the model file's config."""
         return self.config.pretrained_source
 
-    def _head_of_the_file(self, state: dict, prefix: str, *_) -> None:
+    @property
+    def map_max(self) -> float | None:  # type: ignore[override]
+        """1 while the map is the head's probability; the mixed map is unbounded."""
+        return None if self._mixes() else 1.0
+
+    def _build_gaussian(self) -> PositionGaussian | None:
+        c = self.config
+        if c.feature_weight == 0 or not isinstance(self.head, ImageNetSegmentationHead):
+            return None
+        return PositionGaussian(ImageNetSegmentationHead.FEATURE_CHANNELS, min(c.feature_grid, c.image_size // 4))
+
+    def _mixes(self) -> bool:
+        return self.gaussian is not None and self.gaussian.fitted
+
+    def _match_the_file(self, state: dict, prefix: str, *_) -> None:
         """The weights decide the head: a file written before the ImageNet head (or fine-tuned where
-        the weights were missing) carries the U-Net, and is rebuilt with it to load."""
+        the weights were missing) carries the U-Net, and is rebuilt with it to load. A file written
+        before the feature Gaussian gets an unfitted one: it scores with its head alone, as it did."""
         imagenet = prefix + "head.trunk.0.0.weight" in state
         if imagenet != isinstance(self.head, ImageNetSegmentationHead):
             self.config.pretrained_source = f"{'imagenet' if imagenet else 'scratch'}: the head of a model file"
             device = next(self.head.parameters()).device
             self.head = build_head(self.config).to(device, memory_format=torch.channels_last)
+            self.gaussian = self._build_gaussian()
+            if self.gaussian is not None:
+                self.gaussian.to(device)
+        mine = {f"gaussian.{k}": v for k, v in self.gaussian.state_dict().items()} if self.gaussian is not None else {}
+        for key in [k for k in state if k.startswith(prefix + "gaussian.") and k.removeprefix(prefix) not in mine]:
+            del state[key]  # scored without the Gaussian (feature_weight = 0)
+        for key, value in (mine | {"score_stats": self.score_stats}).items():
+            state.setdefault(prefix + key, value)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         super().configure_optimizers()
@@ -198,9 +240,42 @@ class SegSkipGanomaly(SkipGanomalyNetworks):
         """The head's defect probability per pixel, (B, H, W)."""
         return self.head(_nhwc(batch)).squeeze(1).float().sigmoid()
 
+    def fit_normal(self, batches: Iterable[Tensor]) -> None:
+        """The Gaussian of the good training images' trunk features (one pass, nothing trained)."""
+        if self.gaussian is not None:
+            self.gaussian.fit(self.head.features(_nhwc(b)) for b in batches)
+
+    def _terms(self, batch: Tensor) -> tuple[Tensor, Tensor]:
+        """The mixed score's two terms, [Gaussian, head]: as maps (B, 2, H, W) — the feature distance
+        (bilinear from the grid) and the head's log-probability — and as image scores (B, 2) — the
+        largest distance and the log of the head's top-fraction mean probability."""
+        logits, features = self.head.run(_nhwc(batch))
+        logits = logits.squeeze(1).float()
+        distance = self.gaussian(features)
+        head_score = top_fraction_mean(logits.sigmoid(), self.config.top_fraction).clamp_min(1e-12).log()
+        images = torch.stack([distance.flatten(1).amax(dim=1), head_score], dim=1)
+        distance_map = F.interpolate(distance[:, None], size=logits.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([distance_map, F.logsigmoid(logits)[:, None]], dim=1), images
+
     def score(self, batch: Tensor) -> ScoreOutput:
-        amap = self.defect_map(batch)
-        return ScoreOutput(top_fraction_mean(amap, self.config.top_fraction), amap, self.generator(batch))
+        reconstruction = self.generator(batch)
+        if not self._mixes():
+            amap = self.defect_map(batch)
+            return ScoreOutput(top_fraction_mean(amap, self.config.top_fraction), amap, reconstruction)
+        maps, images = self._terms(batch)
+        w = self.config.feature_weight
+        weight = images.new_tensor([w, 1 - w]) / self.score_stats[:, 1]  # per unit of good parts' spread
+        median = self.score_stats[:, 0]
+        image_score = ((images - median) * weight).sum(dim=1)
+        # each pixel as the score it alone would give, floored smoothly at a typical good part's
+        amap = F.softplus(((maps - median.view(1, 2, 1, 1)) * weight.view(1, 2, 1, 1)).sum(dim=1))
+        return ScoreOutput(image_score, amap, reconstruction)
 
     def calibrate(self, batches: Iterable[Tensor]) -> None:
-        """Nothing to fit: the score is a mean probability, on one scale for every part."""
+        """The two terms' median and interquartile range on held-out good parts (nothing to do for
+        the head alone: its score is a mean probability, on one scale for every part)."""
+        if not self._mixes():
+            return
+        scores = torch.cat([self._terms(b)[1] for b in batches])
+        q = torch.quantile(scores, scores.new_tensor([0.25, 0.5, 0.75]), dim=0)
+        self.score_stats.copy_(torch.stack([q[1], (q[2] - q[0]).clamp_min(1e-6)], dim=1))

@@ -52,7 +52,13 @@ class ImageNetSegmentationHead(nn.Module):
     (ELPV image AUROC over six runs: 0.79–0.86; the U-Net head's: 0.74–0.83). The decoder climbs
     back with U-Net skips from strides 8, 4 and 2, and a last level reads the image itself at full
     resolution, so a one-pixel crack survives. ``width`` sets the decoder (4×, 3×, 2×, 1.5×, 1× channels).
+
+    ``run`` also returns the trunk's features of blocks 3, 6 and 10 (strides 4, 8 and 16, 120
+    channels) at stride 4: what a Gaussian of good parts' features scores (``feature_gaussian``).
     """
+
+    FEATURE_BLOCKS = (3, 6, 10)
+    FEATURE_CHANNELS = 24 + 32 + 64
 
     def __init__(self, in_channels: int, width: int) -> None:
         super().__init__()
@@ -74,16 +80,39 @@ class ImageNetSegmentationHead(nn.Module):
         self.trunk.eval()  # frozen: ImageNet's BatchNorm statistics, not the batch's
         return self
 
-    def forward(self, x: Tensor) -> Tensor:
-        skips = [self.full(x)]
+    def run(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(defect logits (B, 1, H, W), trunk features (B, 120, H/4, W/4)) in one pass of the trunk."""
+        skips, features = [self.full(x)], []
         h = self.imagenet_input(x)
         for i, block in enumerate(self.trunk):
             h = block(h)
             if i in self.taps:
                 skips.append(h)
+            if i in self.FEATURE_BLOCKS:
+                features.append(h)
         y = self.bottom(h)
         for block in self.up:
             skip = skips.pop()
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = block(torch.cat([y, skip], dim=1))
-        return self.out(y)
+        return self.out(y), _at_stride_4(features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.run(x)[0]
+
+    def features(self, x: Tensor) -> Tensor:
+        """The trunk features alone, (B, 120, H/4, W/4): no decoder, and the trunk only up to block 10."""
+        h, features = self.imagenet_input(x), []
+        for i, block in enumerate(self.trunk[: self.FEATURE_BLOCKS[-1] + 1]):
+            h = block(h)
+            if i in self.FEATURE_BLOCKS:
+                features.append(h)
+        return _at_stride_4(features)
+
+
+def _at_stride_4(features: list[Tensor]) -> Tensor:
+    """Taps of strides 4, 8 and 16 upsampled to stride 4, stacked, and averaged over 3 × 3
+    neighbours (PaDiM's recipe, as measured on ELPV)."""
+    size = features[0].shape[-2:]
+    stacked = torch.cat([features[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in features[1:]], dim=1)
+    return F.avg_pool2d(stacked, 3, stride=1, padding=1)
