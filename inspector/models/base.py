@@ -228,8 +228,14 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Score in eval mode (BatchNorm running stats!), restore the previous mode afterwards."""
+    """Score in eval mode (BatchNorm running stats!), restore the previous mode afterwards.
+
+    A model already in eval mode (the predictor's always is) is left alone: setting the mode walks
+    every module, twice, which cost ~6 ms a call for seg-skip-ganomaly, 1/8 of a live frame."""
     was_training = model.training
+    if not was_training:
+        yield model
+        return
     model.eval()
     try:
         yield model
