@@ -1,5 +1,6 @@
 """The Gaussian of good parts' ImageNet features per position (PaDiM) in seg-skip-ganomaly's score."""
 
+import cv2
 import numpy as np
 import torch
 
@@ -50,6 +51,18 @@ def test_the_feature_gaussian_alone_finds_a_planted_defect_without_training(part
     assert bundle.model.gaussian.fitted and bundle.model.map_max is None
     auroc, inside, _ = planted_blob_check(bundle)
     assert auroc > 0.9 and inside >= 0.9
+
+
+def test_crops_in_the_fit_keep_a_part_framed_a_little_differently_from_being_an_anomaly(parts_dir):
+    rng = np.random.default_rng(5)
+    reframed = [cv2.resize(make_part(rng)[2:-2, 2:-2], (64, 64), interpolation=cv2.INTER_AREA) for _ in range(16)]
+    flagged = {}
+    for jitter in (0.0, 0.1):
+        params = {"width": 4, "head_width": 4, "feature_weight": 1.0, "feature_jitter": jitter}
+        bundle = Trainer(TrainConfig(method="seg-skip-ganomaly", image_size=64, device="cpu", epochs=0, params=params)).fit(list_images(parts_dir))
+        predictor = Predictor(bundle, "cpu")
+        flagged[jitter] = np.mean([p.score > predictor.threshold for p in predictor.predict_batch(reframed)])
+    assert flagged[0.0] >= 0.8 and flagged[0.1] <= 0.25  # 2 pixels less on each side: every part an anomaly without
 
 
 def test_each_term_counts_in_units_of_held_out_good_parts_spread(parts_dir):

@@ -12,12 +12,12 @@ anomaly map: unlike a raw residual it has learnt to ignore texture the generator
 (e.g. the grain of a polycrystalline solar cell); the generator's restoration is the reconstruction
 the app shows. With the ImageNet head, a Gaussian of the good training images' trunk features per
 position (PaDiM) joins the score: it ranks real defects more steadily than a head trained on
-painted ones (ELPV: 0.871 / 0.861 for two seeds, against 0.840 / 0.788 for the head alone).
+painted ones (ELPV: 0.862 / 0.851 for two seeds, against 0.840 / 0.788 for the head alone).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,9 +53,12 @@ class SegSkipGanomalyConfig(SkipGanomalyNetConfig):
     head_schedule: str = "cosine"  # "cosine": the head's rate falls to 0 over the run; "constant"
     top_fraction: float = 0.25  # the head's image score = mean of this top fraction of its probability map
     # share of the score from a Gaussian of good parts' ImageNet features per position (PaDiM); the
-    # rest is the head's. Needs the ImageNet head; 0 = the head alone. 0.8 and 0.9 tied on ELPV half a.
+    # rest is the head's. Needs the ImageNet head; 0 = the head alone. 0.8 and 0.9 tied on ELPV half a
     feature_weight: float = 0.8
     feature_grid: int = 16  # the Gaussian's positions per side (16 × 16 × 120 features: 15 MB in the model file)
+    # the Gaussian also fits one view of each training image cropped by up to this share of its side
+    # and resized back: without it, good ELPV cells framed 5 % tighter were 83 % false alarms (0.1: 5 %)
+    feature_jitter: float = 0.1
 
     def validate(self) -> None:
         super().validate()
@@ -71,6 +74,8 @@ class SegSkipGanomalyConfig(SkipGanomalyNetConfig):
             raise ValueError(f"feature_weight must be in [0, 1], got {self.feature_weight}")
         if self.feature_grid < 1:
             raise ValueError(f"feature_grid must be positive, got {self.feature_grid}")
+        if not 0.0 <= self.feature_jitter < 0.5:
+            raise ValueError(f"feature_jitter must be in [0, 0.5), got {self.feature_jitter}")
         unknown = set(self.defect_kinds) - set(DEFECT_KINDS)
         if not self.defect_kinds or unknown:
             raise ValueError(f"defect_kinds must be some of {', '.join(DEFECT_KINDS)}; got {list(self.defect_kinds)}")
@@ -121,6 +126,19 @@ def flip_each(batch: Tensor, rng: np.random.Generator) -> Tensor:
     return out
 
 
+def random_crops(batch: Tensor, jitter: float, generator: torch.Generator) -> Tensor:
+    """Each image cropped to a random square window, its side 1 - ``jitter`` to 1 of the image's,
+    at a random place, and resized back: the same part framed a little differently."""
+    n, _, h, w = batch.shape
+    out = torch.empty_like(batch)
+    for i, (u, x, y) in enumerate(torch.rand(n, 3, generator=generator).tolist()):
+        ch, cw = max(1, round(h * (1 - jitter * u))), max(1, round(w * (1 - jitter * u)))
+        top, left = round(y * (h - ch)), round(x * (w - cw))
+        window = batch[i : i + 1, :, top : top + ch, left : left + cw]
+        out[i] = F.interpolate(window, size=(h, w), mode="bilinear", align_corners=False)[0]
+    return out
+
+
 def _nhwc(batch: Tensor) -> Tensor:
     """Channels-last (NHWC) input for the head: its training and scoring ran ×1.2 faster on a CPU."""
     return batch.contiguous(memory_format=torch.channels_last)
@@ -156,7 +174,7 @@ class SegSkipGanomaly(SkipGanomalyNetworks):
     range, from ``calibrate``). Otherwise the score is the head's alone, as before the Gaussian."""
 
     name = "seg-skip-ganomaly"
-    description = "Skip-GANomaly trained to remove painted defects, plus a head on ImageNet features that segments them (DRAEM-style)"
+    description = "Skip-GANomaly trained to remove painted defects, a head on ImageNet features that segments them (DRAEM-style) and a Gaussian of good parts' features (PaDiM)"
     Config = SegSkipGanomalyConfig
     train_defaults = {"epochs": 24, "batch_size": 16}  # the head needs steps (ELPV prototype: 0.83 → 0.85 from 12 to 24 epochs)
 
@@ -241,9 +259,19 @@ class SegSkipGanomaly(SkipGanomalyNetworks):
         return self.head(_nhwc(batch)).squeeze(1).float().sigmoid()
 
     def fit_normal(self, batches: Iterable[Tensor]) -> None:
-        """The Gaussian of the good training images' trunk features (one pass, nothing trained)."""
-        if self.gaussian is not None:
-            self.gaussian.fit(self.head.features(_nhwc(b)) for b in batches)
+        """The Gaussian of the good training images' trunk features (one pass, nothing trained),
+        and of one view of each cropped by up to ``feature_jitter`` (the same crops every time)."""
+        if self.gaussian is None:
+            return
+        jitter, generator = self.config.feature_jitter, torch.Generator().manual_seed(0)
+
+        def views() -> Iterator[Tensor]:
+            for batch in batches:
+                yield batch
+                if jitter > 0:
+                    yield random_crops(batch, jitter, generator)
+
+        self.gaussian.fit(self.head.features(_nhwc(v)) for v in views())
 
     def _terms(self, batch: Tensor) -> tuple[Tensor, Tensor]:
         """The mixed score's two terms, [Gaussian, head]: as maps (B, 2, H, W) — the feature distance

@@ -112,7 +112,7 @@ class ImageNetSegmentationHead(nn.Module):
 
 def _at_stride_4(features: list[Tensor]) -> Tensor:
     """Taps of strides 4, 8 and 16 upsampled to stride 4, stacked, and averaged over 3 × 3
-    neighbours (PaDiM's recipe, as measured on ELPV)."""
+    neighbours (PaDiM's stacking, PatchCore's neighbourhood: the recipe measured on ELPV)."""
     size = features[0].shape[-2:]
     stacked = torch.cat([features[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in features[1:]], dim=1)
     return F.avg_pool2d(stacked, 3, stride=1, padding=1)
