@@ -82,32 +82,34 @@ class ImageNetSegmentationHead(nn.Module):
 
     def run(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(defect logits (B, 1, H, W), trunk features (B, 120, H/4, W/4)) in one pass of the trunk."""
-        skips, features = [self.full(x)], []
-        h = self.imagenet_input(x)
-        for i, block in enumerate(self.trunk):
+        h, kept = self._trunk(x, len(self.trunk) - 1)
+        return self._decode(x, h, kept), _at_stride_4([kept[i] for i in self.FEATURE_BLOCKS])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._decode(x, *self._trunk(x, len(self.trunk) - 1))
+
+    def features(self, x: Tensor) -> Tensor:
+        """The trunk features alone, (B, 120, H/4, W/4): no decoder, and the trunk only up to block 10."""
+        _, kept = self._trunk(x, self.FEATURE_BLOCKS[-1])
+        return _at_stride_4([kept[i] for i in self.FEATURE_BLOCKS])
+
+    def _trunk(self, x: Tensor, last: int) -> tuple[Tensor, dict[int, Tensor]]:
+        """The trunk's blocks 0 to ``last``: (the last output, the outputs of the skip and feature blocks)."""
+        h, kept = self.imagenet_input(x), {}
+        for i, block in enumerate(self.trunk[: last + 1]):
             h = block(h)
-            if i in self.taps:
-                skips.append(h)
-            if i in self.FEATURE_BLOCKS:
-                features.append(h)
+            if i in self.taps or i in self.FEATURE_BLOCKS:
+                kept[i] = h
+        return h, kept
+
+    def _decode(self, x: Tensor, h: Tensor, kept: dict[int, Tensor]) -> Tensor:
+        skips = [self.full(x)] + [kept[i] for i in self.taps]
         y = self.bottom(h)
         for block in self.up:
             skip = skips.pop()
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = block(torch.cat([y, skip], dim=1))
-        return self.out(y), _at_stride_4(features)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.run(x)[0]
-
-    def features(self, x: Tensor) -> Tensor:
-        """The trunk features alone, (B, 120, H/4, W/4): no decoder, and the trunk only up to block 10."""
-        h, features = self.imagenet_input(x), []
-        for i, block in enumerate(self.trunk[: self.FEATURE_BLOCKS[-1] + 1]):
-            h = block(h)
-            if i in self.FEATURE_BLOCKS:
-                features.append(h)
-        return _at_stride_4(features)
+        return self.out(y)
 
 
 def _at_stride_4(features: list[Tensor]) -> Tensor:
