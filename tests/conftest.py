@@ -33,6 +33,21 @@ def tmp_home(tmp_path, monkeypatch):
     return home
 
 
+def mobilenet_file(path, seed: int = 0):
+    """A random MobileNetV2 saved under torchvision's keys (with a classifier), as torchvision's file
+    is; returns the network."""
+    import torch
+
+    from inspector.models.mobilenet import MobileNetV2
+
+    torch.manual_seed(seed)
+    reference = MobileNetV2()
+    state = reference.state_dict() | {"classifier.1.weight": torch.zeros(1000, 1280), "classifier.1.bias": torch.zeros(1000)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return reference
+
+
 def make_part(rng, size: int = 64):
     """A synthetic 'good part': a bright ring on a textured background, with small pose and lighting jitter."""
     import cv2

@@ -17,7 +17,7 @@ from inspector.models import StepContext, create_model
 from inspector.models.patch_ganomaly.torch_model import extract_windows, random_patches, stitch, window_starts
 from inspector.models.pretrained import PretrainedWeightsError
 from inspector.models.resnet import ResNet18
-from tests.conftest import make_part, planted_blob_check
+from tests.conftest import make_part, mobilenet_file, planted_blob_check
 
 TINY = {"width": 8, "nz": 16}
 NO_WEIGHTS = {"pretrained": False}  # tests never look for (let alone download) ImageNet weights
@@ -207,11 +207,7 @@ def test_patch_wise_tl_ganomaly_uses_windows():
 
 
 def test_a_mobilenet_v2_backbone_is_built_on_its_named_weights(tmp_path, torch_home):
-    from inspector.models.mobilenet import MobileNetV2
-
-    torch.manual_seed(0)
-    reference = MobileNetV2()
-    torch.save(reference.state_dict() | {"classifier.1.weight": torch.zeros(1000, 1280)}, tmp_path / "mnv2.pth")
+    reference = mobilenet_file(tmp_path / "mnv2.pth")
     model = create_model("tl-ganomaly", image_size=32, channels=1, **TINY, backbone="mobilenet_v2", pretrained_path=str(tmp_path / "mnv2.pth"))
     assert model.pretrained_source == f"imagenet:{tmp_path / 'mnv2.pth'}"
     backbone = model.generator.encoder1.backbone.state_dict()

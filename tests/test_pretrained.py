@@ -16,7 +16,7 @@ from inspector.models.mobilenet import MobileNetV2
 from inspector.models.pretrained import PretrainedWeightsError, find_weights, load_weights
 from inspector.models.resnet import ResNet18
 from inspector.models.seg_skip_ganomaly.torch_model import ImageNetSegmentationHead, SegmentationHead
-from tests.conftest import make_part
+from tests.conftest import make_part, mobilenet_file
 
 PACKAGE = pretrained.PACKAGED["mobilenet_v2"][0]
 SMALL = dict(image_size=32, channels=1, width=4, head_width=4)
@@ -27,16 +27,6 @@ def no_weights(tmp_path, monkeypatch):
     """An empty torchvision cache and no weights package."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.setitem(pretrained.PACKAGED, "mobilenet_v2", ("no_such_weights_package", "weights/x.pth"))
-
-
-def mobilenet_file(path, seed: int = 0) -> MobileNetV2:
-    """A random MobileNetV2 saved under torchvision's keys (with a classifier), as torchvision's file is."""
-    torch.manual_seed(seed)
-    reference = MobileNetV2()
-    state = reference.state_dict() | {"classifier.1.weight": torch.zeros(1000, 1280), "classifier.1.bias": torch.zeros(1000)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return reference
 
 
 def _parts(n: int, size: int = 32) -> torch.Tensor:
