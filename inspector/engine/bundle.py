@@ -20,7 +20,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from inspector import __version__
-from inspector.engine.atomic import write_bytes_atomic
+from inspector.atomic import write_bytes_atomic
 from inspector.engine.threshold import Threshold
 from inspector.models import AnomalyModel, create_model
 

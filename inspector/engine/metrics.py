@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from inspector.engine.decision import ng_mask
+
 
 def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels, dtype=np.int64).ravel()
@@ -137,7 +139,7 @@ class DetectionMetrics:
 def detection_metrics(labels, scores, threshold: float) -> DetectionMetrics:
     """Every image-level figure the app reports, at the given threshold (score > threshold = NG)."""
     y, s = _check(labels, scores)
-    predictions = s > threshold
+    predictions = ng_mask(s, threshold)
     precision, recall, f1 = precision_recall_f1(y, predictions)
     good = y == 0
     bf1, bthr = best_f1(y, s) if y.sum() else (float("nan"), float("nan"))

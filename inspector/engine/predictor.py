@@ -17,6 +17,7 @@ import torch
 
 from inspector.data.images import ImageReadError, read_image
 from inspector.engine.bundle import ModelBundle
+from inspector.engine.decision import decide, is_ng
 from inspector.engine.device import select_device
 from inspector.engine.events import CancelToken, Progress
 from inspector.engine.preprocess import resize_to_model, to_tensor, to_uint8
@@ -36,11 +37,11 @@ class Prediction:
 
     @property
     def is_anomalous(self) -> bool:
-        return self.score > self.threshold
+        return is_ng(self.score, self.threshold)
 
     @property
     def decision(self) -> str:
-        return "NG" if self.is_anomalous else "OK"
+        return decide(self.score, self.threshold)
 
     def overlay(self, opacity: float = 0.5) -> np.ndarray:
         return heat_overlay(self.image, self.heat, opacity)

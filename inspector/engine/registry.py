@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inspector.engine import paths
-from inspector.engine.atomic import write_bytes_atomic
+from inspector.atomic import write_bytes_atomic
 from inspector.engine.bundle import MODEL_SUFFIX, ModelBundle, ModelFileError, ModelInfo, read_info
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

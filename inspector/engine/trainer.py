@@ -17,7 +17,7 @@ import torch
 from inspector.data.images import ImageReadError, ReadReport, read_image
 from inspector.data.synthetic import make_defect_set
 from inspector.engine import metrics
-from inspector.engine.atomic import write_bytes_atomic
+from inspector.atomic import write_bytes_atomic
 from inspector.engine.bundle import ModelBundle, ModelInfo
 from inspector.engine.device import device_label, limit_threads, select_device
 from inspector.engine.events import CancelToken, TrainProgress

@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from inspector.data.datasets import Dataset, open_dataset
+from inspector.engine.decision import decide
 from inspector.gui.workers import Job, run_job
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class Session(QObject):
         """"OK", "NG", or "" when there is no score or no model."""
         if score is None or self.predictor is None or not math.isfinite(score):
             return ""
-        return "NG" if score > self.predictor.threshold else "OK"
+        return decide(score, self.predictor.threshold)
 
     def save_threshold(self, stats: dict | None = None, name: str | None = None):
         """Write the current threshold into a NEW registry version (parent = the loaded version).

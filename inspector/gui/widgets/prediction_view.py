@@ -7,6 +7,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from inspector.engine.decision import decide
 from inspector.gui.widgets.decision import DecisionBadge
 from inspector.gui.widgets.image_view import TitledImage
 
@@ -106,7 +107,7 @@ class PredictionView(QWidget):
         p = self.prediction
         if p is None:
             return
-        decision = "NG" if p.score > threshold else "OK"
+        decision = decide(p.score, threshold)
         self.badge.set_decision(decision)
         relation = "above" if decision == "NG" else "not above"
         self.score.setText(
