@@ -8,6 +8,7 @@ from inspector.data.images import list_images, read_image
 from inspector.engine.bundle import ModelBundle, ModelFileError
 from inspector.engine.events import CancelToken, Cancelled, TrainProgress
 from inspector.engine.predictor import Predictor
+from inspector.engine.modelref import ModelRefError
 from inspector.engine.registry import ModelRegistry, RegistryError
 from inspector.engine.trainer import SampleReconstructions, TrainConfig, Trainer
 from inspector.models import StepContext, create_model
@@ -164,5 +165,5 @@ def test_registry_versions_resolve_rename_delete(tiny_bundle, tmp_path):
     assert reg.names() == []
     with pytest.raises(RegistryError):
         reg.resolve("line-b")
-    with pytest.raises(RegistryError):
+    with pytest.raises(ModelRefError):
         reg.add(tiny_bundle, "bad name/with slash")

@@ -616,7 +616,11 @@ class LivePage(QWidget):
             return
         from inspector.engine.retrain import FeedbackPool
 
-        counts = FeedbackPool(self._model_name).counts()
+        try:
+            counts = FeedbackPool(self._model_name).counts()
+        except ValueError as e:  # a model file whose name cannot name a pool folder
+            self.pool_label.setText(f"No feedback pool: {e}")
+            return
         self.pool_label.setText(
             f"Pool of {self._model_name}: {counts['good']} false alarm(s) to learn from, "
             f"{counts['defects']} confirmed defect(s)"

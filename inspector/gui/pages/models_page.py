@@ -492,23 +492,40 @@ class ModelsPage(QWidget):
         self.session.info.emit(f"Exported {entry.info.ref} to {dest}.")
         return dest
 
-    def import_file(self, path: str | None = None) -> Job | None:
+    def import_file(self, path: str | None = None, name: str | None = None) -> Job | None:
+        """Add a model file as a new model. An import never adds a version to an existing model
+        (nor changes what it uses): on a name clash the user is asked for another name."""
         if not path:
             path, _ = QFileDialog.getOpenFileName(self, "Import a model file", self.settings.last_folder, "Model files (*.inspector)")
         if not path:
             return None
+        from inspector.engine.bundle import ModelFileError, read_info
+
         registry = self.session.registry()
+        if name is None:
+            try:
+                name = read_info(path).name or Path(path).stem
+            except ModelFileError as e:
+                self.session.error.emit(f"Could not import: {e}")
+                return None
+            if name in registry.names() or registry.root.joinpath(name).exists():
+                name = self._ask_import_name(name, registry)
+                if name is None:
+                    return None
 
-        def work(report, cancel):
-            from inspector.engine.bundle import ModelBundle
-
-            bundle = ModelBundle.load(path)
-            return registry.add(bundle, bundle.info.name or Path(path).stem)
-
-        job = run_job(f"Importing {Path(path).name}", work, parent=self)
+        job = run_job(f"Importing {Path(path).name}", lambda report, cancel: registry.import_file(path, name), parent=self)
         job.succeeded.connect(lambda entry: (self.session.info.emit(f"Imported as {entry.info.ref}."), self.session.registryChanged.emit()))
         job.failed.connect(lambda m: self.session.error.emit(f"Could not import {path}: {m}"))
         return job
+
+    def _ask_import_name(self, taken: str, registry) -> str | None:
+        """A free name for an imported file whose own name is taken (None: cancelled)."""
+        suggestion = next(f"{taken[:56]}-import{i or ''}" for i in range(1000) if not registry.root.joinpath(f"{taken[:56]}-import{i or ''}").exists())
+        new, ok = QInputDialog.getText(
+            self, "Import model file",
+            f"A model named '{taken}' exists already; the import will not touch it.\nImport the file as:", text=suggestion,
+        )
+        return new.strip() if ok and new.strip() else None
 
     def compare_selected(self) -> Job | None:
         entries = self.selected_entries()

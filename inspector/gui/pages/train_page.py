@@ -389,14 +389,14 @@ class TrainPage(QWidget):
         if choice is None or not choice.available:
             self.session.error.emit("Pick a method that is available.")
             return None
-        from inspector.engine.registry import RegistryError, check_name
+        from inspector.engine.modelref import check_name
         from inspector.engine.workflow import default_model_name, train_dataset
 
         try:
             config = self.train_config()
             name = self.name.text().strip() or default_model_name(choice.name, dataset)
             check_name(name)
-        except (ValueError, RegistryError) as e:
+        except ValueError as e:
             self.session.error.emit(f"Cannot start training: {e}")
             return None
         init_from = self.session.predictor.bundle if self.finetune.isChecked() and self.session.predictor else None
