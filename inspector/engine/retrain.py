@@ -47,6 +47,7 @@ from inspector.data.synthetic import make_defect_set
 from inspector.engine import metrics, paths
 from inspector.engine.bundle import ModelBundle
 from inspector.engine.events import CancelToken
+from inspector.engine.modelref import check_name, inside
 from inspector.engine.predictor import Predictor
 from inspector.engine.registry import Entry, ModelRegistry, RegistryError
 from inspector.engine.results_store import ResultsStore
@@ -70,8 +71,8 @@ class FeedbackPool:
     """The images operators marked for one model name: ``good/`` (false alarms) and ``defects/``."""
 
     def __init__(self, model_name: str, root: Path | None = None) -> None:
-        self.model_name = model_name
-        self.folder = Path(root) if root else pools_dir() / model_name
+        self.model_name = check_name(model_name)  # the name may come from a model file: never a path
+        self.folder = Path(root) if root else inside(pools_dir(), model_name)
         self.good_dir = self.folder / "good"
         self.defect_dir = self.folder / "defects"
 
