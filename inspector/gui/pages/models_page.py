@@ -87,9 +87,10 @@ def describe_threshold(t) -> str:
     return f"{t.value:.6g} — {t.method}"
 
 
-def _list_registry(session, report=None, cancel=None) -> list[tuple[str, list]]:
+def _list_registry(session, report=None, cancel=None) -> tuple[list[tuple[str, list]], list]:
+    """Every model with its readable versions, and the files that cannot be read."""
     registry = session.registry()  # in the worker: the registry module loads torch
-    return [(name, registry.versions(name)) for name in registry.names()]
+    return [(name, registry.versions(name)) for name in registry.names()], registry.broken()
 
 
 def _compare(ref_a: str, ref_b: str, dataset, registry, report, cancel):
@@ -275,7 +276,11 @@ class ModelsPage(QWidget):
             self._refresh_again = False
             self.refresh()
 
-    def _fill(self, models: list) -> None:
+    def _fill(self, listing: tuple[list, list]) -> None:
+        models, broken = listing
+        if broken:
+            shown = "; ".join(b.error for b in broken[:3]) + (f"; and {len(broken) - 3} more" if len(broken) > 3 else "")
+            self.session.error.emit(f"{len(broken)} model file(s) in the registry cannot be read and are not listed: {shown}")
         selected = {e.path for e in self.selected_entries()}
         self.tree.clear()
         for name, versions in models:
