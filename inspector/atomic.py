@@ -1,26 +1,66 @@
-"""Atomic file writes: a temp file beside the target, fsync, rename. A half-written file never appears."""
+"""Atomic file writes: a temp file beside the target, fsync, rename. A half-written file never appears.
+
+THE one temp-file-and-rename helper of the app: every file that must never be seen half-written
+(model files, checkpoints, the registry's pointers, result images, CSV exports) goes through
+``write_bytes_atomic`` or, for a file written piece by piece, ``open_atomic``.
+
+* The temp name is unique (``.<name>.<random>.tmp``, via ``mkstemp``), so two writers of the
+  same target never share a temp file, and a leftover is recognisable (``is_temp_file``).
+* ``fsync=True`` (the default) flushes the data to disk before the rename and the folder after
+  it: the file survives a power cut once the call returns. ``fsync=False`` keeps the write
+  atomic (all or nothing after a crash of the app) but leaves the flush to the OS, for the live
+  loop's images when the results store itself does not sync every commit either.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
+
+TEMP_SUFFIX = ".tmp"
 
 
-def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+def write_bytes_atomic(path: Path | str, data: bytes, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` all or nothing (parents are created)."""
+    with open_atomic(path, "wb", fsync=fsync) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def open_atomic(path: Path | str, mode: str = "w", fsync: bool = True, **open_kwargs) -> Iterator[IO]:
+    """``with open_atomic(path, "w", newline="") as f: ...`` — the target appears (replacing an
+    older one) only when the block ends without an exception; otherwise the temp file is removed
+    and the target is left as it was."""
+    if mode not in ("w", "wb", "wt"):
+        raise ValueError(f"open_atomic writes a whole new file: mode 'w' or 'wb', not {mode!r}")
     path = Path(path)
+    created = [] if path.parent.is_dir() else [d for d in (path.parent, *path.parent.parents) if not d.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if fsync:
+        _fsync_dir(path.parent)
+        for folder in created:  # a folder made for this file: its own entry must survive a power cut too
+            _fsync_dir(folder.parent)
+
+
+def is_temp_file(path: Path | str) -> bool:
+    """Whether ``path`` is named like a temp file of this module (a leftover of a killed write)."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
 def _fsync_dir(folder: Path) -> None:

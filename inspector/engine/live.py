@@ -9,7 +9,14 @@ Two threads:
   as fast as possible the capture waits instead, so every frame is inspected.
 * **inference** takes the frame, crops the region of interest, scores it with the one
   ``Predictor``, commits the result to the ``ResultsStore`` and only then reports it
-  (``on_result``): a result shown as done is a result on disk.
+  (``on_result``): a result shown as done is a result on disk. When the store fails (disk full,
+  database locked, images folder not writable) the result is still reported, with
+  ``stored=False`` and no ``record_id``, and counted in ``LiveStats.unsaved``: never shown as
+  stored.
+
+Nothing is judged OK that was not judged: a frame whose scoring fails (a model error, no model)
+is counted in ``LiveStats.unjudged``, reported through ``on_error`` and stored as NG with the
+reason. A region of interest that does not fit in the first frame stops the run (``fatal``).
 
 The predictor can be swapped while running (``set_predictor``; or ``follow_registry`` to pick
 up promotions and rollbacks of a registered model); the next frame uses the new one. Events go
@@ -31,7 +38,7 @@ from inspector.data.sources import Frame, FrameSource, SourceState, StateChange
 from inspector.engine.device import limit_threads
 from inspector.engine.events import CancelToken
 from inspector.engine.predictor import Prediction, Predictor
-from inspector.engine.results_store import ResultsStore
+from inspector.engine.results_store import ResultsStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +51,31 @@ def parse_roi(text: str | Sequence[int] | None) -> Roi | None:
         return None
     values = [v.strip() for v in text.split(",")] if isinstance(text, str) else list(text)
     try:
+        if len(values) != 4 or any(isinstance(v, float) and not v.is_integer() for v in values):
+            raise ValueError
         x, y, w, h = (int(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"ROI must be x,y,w,h in pixels (four integers), got '{text}'") from None
-    if w <= 0 or h <= 0 or x < 0 or y < 0:
-        raise ValueError(f"ROI needs x, y >= 0 and a positive width and height, got '{text}'")
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"ROI must be four whole numbers x,y,w,h in pixels, got '{text}'") from None
+    if w < 1 or h < 1 or x < 0 or y < 0:
+        raise ValueError(f"ROI needs x, y >= 0 and a width and height of at least 1, got '{text}'")
     return x, y, w, h
+
+
+class RoiError(ValueError):
+    """A region of interest that does not fit in the frame (one line, with the frame's size)."""
+
+
+def check_roi(roi: Roi | None, shape: tuple[int, ...]) -> Roi | None:
+    """``roi`` if it lies wholly inside a frame of ``shape``, else RoiError: a region partly
+    outside would silently inspect something else than what was set up."""
+    if roi is None:
+        return None
+    h, w = shape[:2]
+    x, y, rw, rh = roi
+    if x < 0 or y < 0 or rw < 1 or rh < 1 or x + rw > w or y + rh > h:
+        raise RoiError(f"the ROI {x},{y},{rw},{rh} does not fit in the {w}x{h} frame: "
+                       f"it needs x + width <= {w} and y + height <= {h}")
+    return roi
 
 
 def clip_roi(roi: Roi | None, shape: tuple[int, ...]) -> Roi | None:
@@ -84,6 +110,8 @@ class LiveResult:
     latency_ms: float  # capture → committed
     inference_ms: float
     seq: int  # 1-based count of results in this run
+    stored: bool = False  # True only once the row is committed
+    store_error: str | None = None  # why it is not stored (None when stored, or when there is no store)
 
     @property
     def decision(self) -> str:
@@ -119,7 +147,11 @@ class LiveStats:
     inspected: int = 0
     ng: int = 0
     dropped: int = 0  # frames the source delivered that were replaced before inspection
-    errors: int = 0
+    errors: int = 0  # every problem reported through on_error (unsaved and unjudged included)
+    unsaved: int = 0  # results (and not-judged frames) a store was given but could not store
+    unjudged: int = 0  # frames that could not be scored (model error, no model, ROI not in the frame)
+    store_alarm: str = ""  # the latest storage failure, for an alarm ('' = none in this run)
+    fatal: str = ""  # why the run stopped on its own ('' = it did not)
     fps: float = 0.0  # results per second over the last few seconds
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
@@ -137,11 +169,15 @@ class LiveStats:
 
 @dataclass
 class LiveError:
-    """Something went wrong with one frame (scoring or storing); the loop carries on."""
+    """Something went wrong with one frame (scoring or storing); the loop carries on, unless
+    ``fatal`` (the run cannot go on as set up, e.g. the ROI does not fit in the frame).
+    ``kind``: ``store-image``, ``store-database``, ``score``, ``roi``, ``source``, ``model``."""
 
     message: str
     frame_id: int | None = None
     exception: BaseException | None = field(default=None, repr=False)
+    kind: str = "frame"
+    fatal: bool = False
 
 
 class _Slot:
@@ -235,9 +271,12 @@ class LiveInspector:
         self._inference: collections.deque[float] = collections.deque(maxlen=stats_window)
         self._done_times: collections.deque[float] = collections.deque(maxlen=stats_window)
         self._follow: tuple | None = None
+        self._roi_checked = False  # the first frame checks the ROI; one that does not fit stops the run
+        self._frame_shape: tuple[int, ...] | None = None
+        self.fatal: LiveError | None = None
         self.last_result: LiveResult | None = None
         self.finished = threading.Event()
-        self._stats.model = "{}@v{}".format(*self._model_of(predictor))
+        self._stats.model = "{}@v{}".format(*self._model_of(predictor)) if predictor is not None else "(none)"
 
     # --- control --------------------------------------------------------------------------------
     def start(self) -> "LiveInspector":
@@ -297,7 +336,10 @@ class LiveInspector:
         return not self._resume.is_set()
 
     def set_roi(self, roi: Roi | None) -> None:
-        """Takes effect on the next frame."""
+        """Takes effect on the next frame. RoiError (and no change) when frames have been seen
+        and it does not fit in them."""
+        if self._frame_shape is not None:
+            check_roi(roi, self._frame_shape)
         self.roi = roi
 
     # --- the model -------------------------------------------------------------------------------
@@ -330,19 +372,21 @@ class LiveInspector:
         try:
             entry = registry.active(name)
         except Exception as e:  # noqa: BLE001 — a registry hiccup must not stop inspection
-            self._error(LiveError(f"cannot read the active version of '{name}': {e}", exception=e))
+            self._error(LiveError(f"cannot read the active version of '{name}': {e}", exception=e, kind="model"))
             return
-        current = self.predictor.info
-        if (current.name, current.version) != (entry.name, entry.version):
+        current = self.predictor
+        if current is None or (current.info.name, current.info.version) != (entry.name, entry.version):
             from inspector.engine.bundle import ModelBundle
 
             try:
                 self.set_predictor(Predictor(ModelBundle.load(entry.path), device))
             except Exception as e:  # noqa: BLE001
-                self._error(LiveError(f"cannot load {entry.name}@v{entry.version}: {e}", exception=e))
+                self._error(LiveError(f"cannot load {entry.name}@v{entry.version}: {e}", exception=e, kind="model"))
 
     @staticmethod
-    def _model_of(predictor: Predictor) -> tuple[str, int]:
+    def _model_of(predictor: Predictor | None) -> tuple[str, int]:
+        if predictor is None:
+            return "(none)", 0
         info = predictor.info
         return (info.name or "(unregistered)"), int(info.version)
 
@@ -372,7 +416,7 @@ class LiveInspector:
                 if self._stop.is_set():
                     break
         except Exception as e:  # noqa: BLE001 — report, never kill the app
-            self._error(LiveError(f"frame source failed: {type(e).__name__}: {e}", exception=e))
+            self._error(LiveError(f"frame source failed: {type(e).__name__}: {e}", exception=e, kind="source"))
         finally:
             self._slot.close()
 
@@ -386,7 +430,7 @@ class LiveInspector:
                 log.exception("on_state callback failed")
 
     def _inference_loop(self) -> None:
-        seq = 0
+        seq = taken = 0
         try:
             while not self._stop.is_set() and not self.cancel.cancelled:
                 if not self._resume.wait(0.1):
@@ -397,12 +441,14 @@ class LiveInspector:
                     if self._slot.finished:
                         break
                     continue
+                taken += 1  # judged or not: max_frames bounds the frames taken, so a failing model ends too
                 result = self._inspect(frame, seq + 1)
-                if result is None:
-                    continue
-                seq += 1
-                self._deliver(result)
-                if self.max_frames and seq >= self.max_frames:
+                if self.fatal is not None:
+                    break
+                if result is not None:
+                    seq += 1
+                    self._deliver(result)
+                if self.max_frames and taken >= self.max_frames:
                     break
         finally:
             self._stop.set()
@@ -412,30 +458,77 @@ class LiveInspector:
             self.finished.set()
 
     def _inspect(self, frame: Frame, seq: int) -> LiveResult | None:
+        """Score and store one frame. None when it could not be scored (then it is counted,
+        reported and, with a store, stored as NG with the reason)."""
         predictor = self.predictor
+        name, version = self._model_of(predictor)
+        roi = self.roi
         try:
-            roi = clip_roi(self.roi, frame.image.shape)
-            region = crop(frame.image, roi)
+            self._frame_shape = frame.image.shape
+            check_roi(roi, frame.image.shape)
+        except RoiError as e:
+            if not self._roi_checked:  # set up wrong: stop with one clear line, not a warning per frame
+                self._fatal(LiveError(str(e), frame.frame_id, e, kind="roi", fatal=True))
+                return None
+            return self._unjudged(frame, name, version, None, f"frame {frame.frame_id} not inspected: {e}", "roi", e)
+        self._roi_checked = True
+        region = crop(frame.image, roi)
+        if predictor is None:
+            return self._unjudged(frame, name, version, roi, f"frame {frame.frame_id} not inspected: no model loaded", "model")
+        try:
             started = time.perf_counter()
             prediction = predictor.predict(np.ascontiguousarray(region))
             inference_ms = (time.perf_counter() - started) * 1000
-        except Exception as e:  # noqa: BLE001 — one bad frame is reported and skipped
-            self._error(LiveError(f"frame {frame.frame_id} could not be inspected: {e}", frame.frame_id, e))
-            return None
-        name, version = self._model_of(predictor)
-        record_id = None
+        except Exception as e:  # noqa: BLE001 — one bad frame is reported, stored as NG, and inspection goes on
+            return self._unjudged(frame, name, version, roi,
+                                  f"frame {frame.frame_id} could not be scored: {type(e).__name__}: {e}", "score", e,
+                                  region=region, threshold=getattr(predictor, "threshold", None))
+        record_id, store_error = None, None
         if self.store is not None:
-            try:
-                record_id = self.store.record(
-                    source=frame.source, frame_id=frame.frame_id, frame_name=frame.name, model=name,
-                    model_version=version, score=prediction.score, threshold=prediction.threshold,
-                    decision=prediction.decision, image=prediction.image, timestamp=frame.timestamp, roi=roi,
-                    latency_ms=(time.perf_counter() - frame.captured) * 1000,
-                )
-            except Exception as e:  # noqa: BLE001 — e.g. disk full: say so, keep inspecting
-                self._error(LiveError(f"result of frame {frame.frame_id} could not be stored: {e}", frame.frame_id, e))
+            record_id, store_error = self._store(
+                frame, model=name, model_version=version, score=prediction.score, threshold=prediction.threshold,
+                decision=prediction.decision, image=prediction.image, roi=roi,
+            )
         latency_ms = (time.perf_counter() - frame.captured) * 1000
-        return LiveResult(frame, prediction, roi, name, version, record_id, latency_ms, inference_ms, seq)
+        return LiveResult(frame, prediction, roi, name, version, record_id, latency_ms, inference_ms, seq,
+                          stored=record_id is not None, store_error=store_error)
+
+    def _store(self, frame: Frame, **fields) -> tuple[int | None, str | None]:
+        """Commit one row: (id, None), or (None, why) after counting and reporting the failure."""
+        try:
+            return self.store.record(source=frame.source, frame_id=frame.frame_id, frame_name=frame.name,
+                                     timestamp=frame.timestamp, latency_ms=(time.perf_counter() - frame.captured) * 1000,
+                                     **fields), None
+        except Exception as e:  # noqa: BLE001 — e.g. disk full: count it, say so, keep inspecting
+            message = str(e) if isinstance(e, StoreError) else \
+                f"result of frame {frame.frame_id} not stored: {type(e).__name__}: {e}"
+            kind = f"store-{e.kind}" if isinstance(e, StoreError) and e.kind in ("image", "database") else "store-database"
+            with self._stats_lock:
+                self._stats.unsaved += 1
+                self._stats.store_alarm = message
+            self._error(LiveError(message, frame.frame_id, e, kind=kind))
+            return None, message
+
+    def _unjudged(self, frame: Frame, name: str, version: int, roi: Roi | None, message: str, kind: str,
+                  exception: BaseException | None = None, region: np.ndarray | None = None,
+                  threshold: float | None = None) -> None:
+        """A frame that could not be judged: counted, reported, and stored as NG with the reason."""
+        with self._stats_lock:
+            self._stats.unjudged += 1
+        self._error(LiveError(message, frame.frame_id, exception, kind=kind))
+        if self.store is not None:
+            image = region if region is not None else frame.image
+            self._store(frame, model=name, model_version=version, score=float("nan"),
+                        threshold=float("nan") if threshold is None else threshold, decision="NG",
+                        image=image if image.dtype == np.uint8 else None, roi=roi, error=message)
+        return None
+
+    def _fatal(self, error: LiveError) -> None:
+        self.fatal = error
+        with self._stats_lock:
+            self._stats.fatal = error.message
+        self._error(error)
+        self._stop.set()
 
     def _deliver(self, result: LiveResult) -> None:
         with self._stats_lock:
@@ -463,7 +556,9 @@ class LiveInspector:
     def _error(self, error: LiveError) -> None:
         with self._stats_lock:
             self._stats.errors += 1
-        log.warning("%s", error.message)
+        # the owner of on_error shows it (the CLI rate-limits, the GUI shows a message): logging every
+        # one of them as well would print the same line hundreds of times on a full disk
+        log.log(logging.DEBUG if self.on_error is not None else logging.WARNING, "%s", error.message)
         if self.on_error is not None:
             try:
                 self.on_error(error)

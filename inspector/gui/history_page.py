@@ -4,6 +4,7 @@ and feedback; the saved image of a result; operator feedback afterwards; CSV exp
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 from pathlib import Path
 
@@ -225,6 +226,7 @@ class HistoryView(QWidget):
             f"<b>{row.decision}</b> score {row.score:.5g} vs threshold {row.threshold:.5g} · {row.model_ref} · "
             f"{row.source} frame {row.frame_name or row.frame_id} · {row.when:%Y-%m-%d %H:%M:%S}"
             + (f" · <i>{verdict}</i>" if verdict else "")
+            + (f"<br><b>not scored</b> (recorded as NG): {html.escape(row.error)}" if row.error else "")
             + ("" if row.image else "<br>(no image kept for this OK frame)")
         )
 

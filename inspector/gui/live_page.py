@@ -388,19 +388,30 @@ class LivePage(QWidget):
             review.addWidget(w)
         review.addStretch(1)
 
+        # storage alarm: results that were inspected but NOT stored (disk full, database locked...)
+        self.store_alarm = QLabel("")
+        self.store_alarm.setObjectName("storeAlarm")
+        self.store_alarm.setAccessibleName("storage alarm")
+        self.store_alarm.setWordWrap(True)
+        self.store_alarm.setStyleSheet(f"QLabel {{ color: white; background: {NG_COLOR.name()}; font-weight: bold; padding: 4px; }}")
+        self.store_alarm.hide()
+
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addLayout(banner)
+        ll.addWidget(self.store_alarm)
         ll.addWidget(self.view, 1)
         ll.addLayout(under)
         ll.addLayout(review)
 
         # counters
-        self.counters = {key: QLabel("–") for key in ("inspected", "ng", "rate", "fps", "latency", "dropped", "model")}
+        self.counters = {key: QLabel("–") for key in ("inspected", "ng", "rate", "fps", "latency", "dropped", "unsaved",
+                                                       "unjudged", "model")}
         counters = QFormLayout()
         for key, title in (("inspected", "Inspected"), ("ng", "NG"), ("rate", "NG rate"), ("fps", "FPS"),
-                           ("latency", "Latency p50 / p95"), ("dropped", "Frames dropped"), ("model", "Model in use")):
+                           ("latency", "Latency p50 / p95"), ("dropped", "Frames dropped"), ("unsaved", "NOT stored"),
+                           ("unjudged", "Not judged"), ("model", "Model in use")):
             self.counters[key].setAccessibleName(title)
             counters.addRow(title, self.counters[key])
         counter_box = QGroupBox("Counters")
@@ -673,9 +684,15 @@ class LivePage(QWidget):
             with inbox.lock:
                 inbox.states.append(change)
 
+        said: dict[str, float] = {}  # kind -> when last shown: a full disk fails every frame; the alarm counts them
+
         def on_error(error):
+            now = time.monotonic()
+            if not error.fatal and now - said.get(error.kind, -1e9) < 30.0:
+                return
+            said[error.kind] = now
             with inbox.lock:
-                inbox.errors.append(error.message)
+                inbox.errors.append(("error" if error.fatal or error.kind.startswith("store") else "warning", error.message))
 
         self.live = LiveInspector(source, predictor, self.store, roi=roi, pause_on_ng=self.pause_on_ng.isChecked(),
                                   keep_recent_ng=KEEP_NG, on_result=on_result, on_state=on_state, on_error=on_error)
@@ -694,7 +711,7 @@ class LivePage(QWidget):
 
     def _inbox_error(self, text: str) -> None:
         with self._inbox.lock:
-            self._inbox.errors.append(text)
+            self._inbox.errors.append(("warning", text))
 
     def stop(self) -> None:
         if self.load_job is not None and self.load_job.running:
@@ -754,10 +771,11 @@ class LivePage(QWidget):
         return parse_roi(text.strip() or None)
 
     def set_roi(self, roi) -> None:
-        self.roi_edit.setText(",".join(str(int(v)) for v in roi) if roi else "")
-        self.view.set_roi(roi)
+        """ValueError (and nothing changed) when the live loop has seen frames and it does not fit in them."""
         if self.live is not None:
             self.live.set_roi(tuple(roi) if roi else None)
+        self.roi_edit.setText(",".join(str(int(v)) for v in roi) if roi else "")
+        self.view.set_roi(roi)
 
     def _roi_typed(self) -> None:
         try:
@@ -767,7 +785,10 @@ class LivePage(QWidget):
 
     def _roi_drawn(self, roi) -> None:
         self.draw_roi.setChecked(False)
-        self.set_roi(roi)
+        try:
+            self.set_roi(roi)
+        except ValueError as e:
+            self.show_message(str(e), "warning")
 
     def _draw_mode(self, on: bool) -> None:
         self.view.draw_mode = on
@@ -786,8 +807,8 @@ class LivePage(QWidget):
             self.ng_index = min(self.ng_index, len(self.ng_history) - 1)
         if states:
             self._show_state(states[-1])
-        for text in errors[-3:]:
-            self.show_message(text, "warning")
+        for level, text in errors[-3:]:
+            self.show_message(text, level)
         if latest is not None and not self.reviewing:
             self.display(latest)
         if points:
@@ -798,6 +819,8 @@ class LivePage(QWidget):
         if live.finished.is_set() and self._timer.isActive():
             self._timer.stop()
             self._set_running(False)
+            if live.fatal is not None:  # e.g. the ROI does not fit in the frames: stopped, say why
+                self.show_message(f"Live inspection stopped: {live.fatal.message}", "error")
             self.stopped.emit()
         self._update_buttons()
 
@@ -818,7 +841,16 @@ class LivePage(QWidget):
         c["fps"].setText(f"{s.fps:.1f}")
         c["latency"].setText(f"{s.latency_p50_ms:.0f} / {s.latency_p95_ms:.0f} ms" if s.inspected else "–")
         c["dropped"].setText(f"{s.dropped}")
+        c["unsaved"].setText(f"{s.unsaved}")
+        c["unsaved"].setStyleSheet(f"QLabel {{ color: {NG_COLOR.name()}; font-weight: bold; }}" if s.unsaved else "")
+        c["unjudged"].setText(f"{s.unjudged}")
+        c["unjudged"].setStyleSheet(f"QLabel {{ color: {NG_COLOR.name()}; font-weight: bold; }}" if s.unjudged else "")
         c["model"].setText(s.model)
+        if s.unsaved:  # stays up for the rest of the run: results are being lost
+            self.store_alarm.setText(f"⚠ {s.unsaved} result(s) NOT stored — {s.store_alarm}")
+            self.store_alarm.show()
+        elif s.running:
+            self.store_alarm.hide()
 
     def _draw_trend(self) -> None:
         if not self._scores:
