@@ -63,6 +63,30 @@ def is_temp_file(path: Path | str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
+def remove_stale_temp_files(folder: Path | str, older_than_s: float = 2.0) -> list[Path]:
+    """Delete this module's temp files left in ``folder`` (not below it) by a writer that was
+    killed mid-write; returns them. Only plain files named like ours, and only those not touched
+    for ``older_than_s`` seconds, so a write in progress in another process is left alone."""
+    import time
+
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not is_temp_file(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime >= older_than_s:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

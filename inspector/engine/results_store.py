@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 import math
 import os
 import sqlite3
@@ -37,11 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.atomic import open_atomic, write_bytes_atomic
+from inspector.atomic import open_atomic, remove_stale_temp_files, write_bytes_atomic
 from inspector.data.images import read_image
 from inspector.engine import paths
 from inspector.engine.decision import NG
 from inspector.engine.modelref import ModelRef, ModelRefError
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 2: score and threshold may be NULL (not a number), an ``error`` column
 FEEDBACK_VALUES = ("false_alarm", "confirmed")  # "good — false alarm", "defect — confirmed"
@@ -208,6 +211,19 @@ class ResultsStore:
         except BaseException:
             self._db.close()
             raise
+        if not readonly:
+            self._remove_stale_temp_files()
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files of image writes cut short by a kill, in the newest day folders (where the
+        last writes were): they never became results."""
+        try:
+            days = sorted(d for d in self.images_dir.iterdir() if d.is_dir() and not d.is_symlink())[-2:]
+        except OSError:
+            return
+        for folder in days:
+            for path in remove_stale_temp_files(folder):
+                log.info("removed %s, an image write cut short", path)
 
     def _setup(self, readonly: bool, synchronous: str) -> None:
         self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
