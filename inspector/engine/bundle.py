@@ -7,30 +7,45 @@ metrics, training-data fingerprint, version and parent version.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
+import math
+import os
+import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from inspector import __version__
 from inspector.atomic import write_bytes_atomic
+from inspector.engine.modelref import VERSION_MAX, ModelRefError, check_name
 from inspector.engine.threshold import Threshold
-from inspector.models import AnomalyModel, create_model
+from inspector.models import AnomalyModel, create_model, get_method, method_names
 
 MODEL_SUFFIX = ".inspector"
 FORMAT_VERSION = 1
 _META_KEY = "inspector"
+MAX_FILE_BYTES = 1 << 30  # no method's model comes near (TL-GANomaly at 256 px: ~60 MB)
+MAX_HEADER_BYTES = 16 << 20  # tensor table + metadata; a real one is a few tens of kB
+MAX_TENSORS = 100_000
+# safetensors dtype → (torch dtype, bytes per element)
+_DTYPES: dict[str, tuple[torch.dtype, int]] = {
+    "F64": (torch.float64, 8), "F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2),
+    "I64": (torch.int64, 8), "I32": (torch.int32, 4), "I16": (torch.int16, 2), "I8": (torch.int8, 1),
+    "U8": (torch.uint8, 1), "BOOL": (torch.bool, 1),
+}
 
 
 class ModelFileError(Exception):
-    """A model file that cannot be read (missing, truncated, not ours, or from an unknown method)."""
+    """A model file that cannot be used (missing, truncated, not ours, malformed metadata, weights
+    that do not fit its method): one line that starts with the file."""
 
 
 @dataclass
@@ -52,11 +67,18 @@ class ModelInfo:
 
     @property
     def image_size(self) -> int:
-        return int(self.config["image_size"])
+        return self._option("image_size")
 
     @property
     def channels(self) -> int:
-        return int(self.config["channels"])
+        return self._option("channels")
+
+    def _option(self, key: str) -> int:
+        """An option of the config, or the method's default where the file leaves it out (as the
+        network is built: ``Config.from_dict`` fills in defaults)."""
+        if key in self.config:
+            return int(self.config[key])
+        return int(getattr(get_method(self.method).Config, key))
 
     @property
     def ref(self) -> str:
@@ -68,11 +90,110 @@ class ModelInfo:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelInfo":
-        d = dict(d)
-        d["threshold"] = Threshold.from_dict(d["threshold"])
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def from_dict(cls, d: Any, source: str = "model metadata") -> "ModelInfo":
+        """Checked metadata: anything of the wrong structure, type or range is a ModelFileError
+        starting with ``source`` (the file), never a KeyError or TypeError from deep inside."""
+        try:
+            return cls(**_checked(d))
+        except _Bad as e:
+            raise ModelFileError(f"{source}: {e}") from None
+
+
+class _Bad(Exception):
+    """One problem with the metadata, in words (wrapped into ModelFileError with the file)."""
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Bad(f"{what} must be a finite number, got {_shown(value)}")
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= 60 else f"{text[:50]}… ({len(text)} characters)"
+
+
+_MAX_DEPTH = 32
+
+
+def _shallow(value: Any) -> bool:
+    """Whether free-form metadata nests at most _MAX_DEPTH levels (copying or printing a deeper
+    one can exhaust Python's recursion limit far from here)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return False
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+    return True
+
+
+def _checked(d: Any) -> dict[str, Any]:
+    """The ModelInfo fields of metadata ``d`` (unknown keys dropped: a newer file may add some),
+    each checked; raises _Bad."""
+    if not isinstance(d, dict):
+        raise _Bad(f"the metadata must be a JSON object, got {type(d).__name__}")
+    for key in ("method", "config", "threshold"):
+        if key not in d:
+            raise _Bad(f"the metadata has no '{key}'")
+    out = {f.name: d[f.name] for f in dataclasses.fields(ModelInfo) if f.name in d}
+    version = out.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _Bad(f"format_version must be a whole number >= 1, got {_shown(version)}")
+    if version > FORMAT_VERSION:
+        raise _Bad(f"written by a newer inspector (format {version}; this one reads up to {FORMAT_VERSION})")
+    method = out["method"]
+    if not isinstance(method, str) or method not in method_names():
+        raise _Bad(f"unknown method {_shown(method)}; available: {', '.join(method_names())}")
+    if not isinstance(out["config"], dict):
+        raise _Bad(f"config must be a JSON object, got {type(out['config']).__name__}")
+    try:  # every option's type and range (a size decides how much memory the network takes)
+        get_method(method).Config.from_dict(dict(out["config"]))
+    except (ValueError, TypeError) as e:
+        raise _Bad(f"settings of method '{method}': {e}") from None
+    t = out["threshold"]
+    if not isinstance(t, dict) or "value" not in t:
+        raise _Bad("threshold must be a JSON object with a 'value'")
+    params, stats = t.get("params", {}), t.get("stats", {})
+    if not isinstance(t.get("method"), str) or not isinstance(params, dict) or not isinstance(stats, dict):
+        raise _Bad("threshold needs a 'method' (text) and objects for 'params' and 'stats'")
+    out["threshold"] = Threshold(_number(t["value"], "threshold"), t["method"], dict(params), dict(stats))
+    scale = out.get("map_scale", {"low": 0.0, "high": 1.0})
+    if not isinstance(scale, dict) or not {"low", "high"} <= set(scale):
+        raise _Bad("map_scale must be a JSON object with 'low' and 'high'")
+    low, high = _number(scale["low"], "map_scale low"), _number(scale["high"], "map_scale high")
+    if not low < high:
+        raise _Bad(f"map_scale low must be below high, got {low:g}..{high:g}")
+    out["map_scale"] = {**scale, "low": low, "high": high}
+    for key in ("normalisation", "metrics", "training"):
+        if key in out and not isinstance(out[key], dict):
+            raise _Bad(f"{key} must be a JSON object, got {type(out[key]).__name__}")
+    for key in ("normalisation", "metrics", "training", "threshold"):
+        if key in out and not _shallow([out[key].params, out[key].stats] if key == "threshold" else out[key]):
+            raise _Bad(f"{key} is nested more than {_MAX_DEPTH} levels deep")
+    for key in ("created", "app_version", "notes"):
+        if key in out and not isinstance(out[key], str):
+            raise _Bad(f"{key} must be text, got {_shown(out[key])}")
+    name = out.get("name", "")
+    if name != "":
+        try:
+            check_name(name)
+        except ModelRefError as e:
+            raise _Bad(str(e)) from None
+    v = out.get("version", 0)
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= VERSION_MAX:
+        raise _Bad(f"version must be a whole number 0..{VERSION_MAX}, got {_shown(v)}")
+    parent = out.get("parent")
+    if parent is not None and (not isinstance(parent, str) or len(parent) > 200):
+        raise _Bad(f"parent must be a model reference or null, got {_shown(parent)}")
+    return out
 
 
 @dataclass
@@ -83,43 +204,171 @@ class ModelBundle:
     info: ModelInfo
 
     def save(self, path: Path | str) -> Path:
-        """Write atomically; the weights are saved from CPU copies so any device works."""
+        """Write atomically; the weights are saved from CPU copies so any device works.
+
+        The metadata is checked as a reader checks it first, so nothing is saved that cannot be
+        loaded: above all no non-finite threshold or map scale (``nan > nan`` is False: every
+        defect would pass)."""
         path = Path(path)
+        meta = self.info.to_dict()
+        ModelInfo.from_dict(json.loads(json.dumps(meta)), source=f"{path}: refused to save")
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.model.state_dict().items()}
-        data = save_tensors(tensors, metadata={_META_KEY: json.dumps(self.info.to_dict())})
+        data = save_tensors(tensors, metadata={_META_KEY: json.dumps(meta)})
         write_bytes_atomic(path, data)
         return path
 
     @classmethod
     def load(cls, path: Path | str, device: torch.device | str = "cpu") -> "ModelBundle":
+        """Metadata checked, then the weights' names, shapes and dtypes in the file's header compared
+        with the network its settings build on the meta device (no memory), and only then the
+        network built for real and loaded: a file cannot make us allocate what it does not hold."""
         path = Path(path)
-        info = read_info(path)
+        with _opened(path) as f:
+            header, size = _read_header(path, f)
+            tensors, info = _parse(path, header, size)
+            config = dict(info.config)
+            if "pretrained_source" in _option_names(info.method) and not config.get("pretrained_source"):
+                # the weights come from this file: never look for (or read) ImageNet weights it names
+                config["pretrained_source"] = "scratch: not recorded in the model file"
+            _check_weights(path, info.method, config, tensors)
+            f.seek(0)
+            data = f.read(size + 1)
+        if len(data) != size or data[: len(header)] != header:
+            raise ModelFileError(f"{path}: the file changed while it was read")
         try:
-            model = create_model(info.method, **info.config)
-        except KeyError as e:
-            raise ModelFileError(f"{path}: {e.args[0]}") from None
-        try:
-            state = load_tensors(path.read_bytes())
-            model.load_state_dict(state, strict=True)
-        except Exception as e:  # noqa: BLE001 — any failure here means the file is unusable
-            raise ModelFileError(f"{path}: weights do not match method '{info.method}': {e}") from None
+            model = create_model(info.method, **config)
+            model.load_state_dict(load_tensors(data), strict=True)
+        except Exception as e:  # noqa: BLE001 — checked above; anything left means the file is unusable
+            raise ModelFileError(f"{path}: weights do not load into method '{info.method}': {_first_line(e)}") from None
         model.to(device).eval()
         return cls(model, info)
 
 
 def read_info(path: Path | str) -> ModelInfo:
-    """Metadata only, without loading weights (fast: the registry lists models with it)."""
+    """Metadata only, from the header (fast: the registry lists models with it); checked as
+    ``ModelBundle.load`` checks it, including the tensor table and the file's length."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+    with _opened(path) as f:
+        header, size = _read_header(path, f)
+    return _parse(path, header, size)[1]
+
+
+def _option_names(method: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(get_method(method).Config)}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:300] if text else ''}"
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO]:
+    """``path`` open for reading if it is a regular file (a FIFO would block, a device never
+    ends); every OS error while it is read is a ModelFileError naming it."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ModelFileError(f"{path}: not a model file (not a regular file)")
+        with path.open("rb") as f:
+            yield f
+    except FileNotFoundError:
+        raise ModelFileError(f"model file not found: {path}") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+
+
+def _read_header(path: Path, f: BinaryIO) -> tuple[bytes, int]:
+    """The 8 length bytes and the JSON header of open file ``f``, and the file's size; bounded."""
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_FILE_BYTES:
+        raise ModelFileError(f"{path}: {size / 2**20:.0f} MB is larger than any model file ({MAX_FILE_BYTES >> 20} MB at most)")
+    head = f.read(8)
+    n = _header_length(path, head, size)
+    body = f.read(n)
+    if len(body) != n:
+        raise ModelFileError(f"{path}: truncated (the file changed while it was read)")
+    return head + body, size
+
+
+def _header_length(path: Path, head: bytes, size: int) -> int:
+    """The safetensors header's length (the first 8 bytes, little-endian), bounded by the file."""
+    if len(head) < 8:
+        raise ModelFileError(f"{path}: not a model file ({size} bytes)")
+    n = int.from_bytes(head[:8], "little")
+    if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+        raise ModelFileError(f"{path}: not a model file or truncated (header of {n} bytes in a file of {size})")
+    return n
+
+
+def _parse(path: Path, header: bytes, size: int) -> tuple[dict[str, tuple[str, tuple[int, ...]]], ModelInfo]:
+    """Tensor table (name → (dtype, shape)) and checked metadata of a safetensors header
+    (``header`` = the 8 length bytes and the JSON), against the file's ``size``."""
+    try:
+        table = json.loads(header[8:].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ModelFileError(f"{path}: not a model file (its header is not JSON)") from None
+    if not isinstance(table, dict):
+        raise ModelFileError(f"{path}: not a model file (its header is not a JSON object)")
+    meta = table.pop("__metadata__", None)
+    if not isinstance(meta, dict) or not isinstance(meta.get(_META_KEY), str):
+        raise ModelFileError(f"{path}: not an inspector model file (no inspector metadata)")
+    if len(table) > MAX_TENSORS:
+        raise ModelFileError(f"{path}: {len(table)} tensors, more than any model has")
+    tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
+    spans = []
+    for name, entry in table.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str) or entry["dtype"] not in _DTYPES:
+            raise ModelFileError(f"{path}: tensor {_shown(name)} has no dtype this reader knows")
+        shape, offsets = entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(shape, list) or len(shape) > 8 or not all(type(d) is int and 0 <= d <= 1 << 40 for d in shape):
+            raise ModelFileError(f"{path}: tensor {_shown(name)} has an invalid shape {_shown(shape)}")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
+            raise ModelFileError(f"{path}: tensor {_shown(name)} has invalid data offsets {_shown(offsets)}")
+        if offsets[1] - offsets[0] != math.prod(shape) * _DTYPES[entry["dtype"]][1]:
+            raise ModelFileError(f"{path}: tensor {_shown(name)}'s data does not match its shape {shape}")
+        tensors[name] = (entry["dtype"], tuple(shape))
+        spans.append((offsets[0], offsets[1]))
+    end = 0  # the data is the tensors back to back, to the end of the file: a truncated file fails here
+    for begin, stop in sorted(spans):
+        if begin != end:
+            raise ModelFileError(f"{path}: truncated or damaged (tensor data overlaps or has gaps)")
+        end = stop
+    if end != size - len(header):
+        raise ModelFileError(f"{path}: truncated or damaged ({size - len(header)} bytes of weights, the header says {end})")
+    try:
+        meta = json.loads(meta[_META_KEY])
+    except (ValueError, RecursionError):
+        raise ModelFileError(f"{path}: its metadata is not valid JSON") from None
+    return tensors, ModelInfo.from_dict(meta, source=str(path))
+
+
+def _check_weights(path: Path, method: str, config: dict[str, Any], tensors: dict[str, tuple[str, tuple[int, ...]]]) -> None:
+    """The file's tensors against the network ``config`` builds, built on the meta device (shapes
+    only, no memory), through the method's own load hooks (a method may adapt an older layout)."""
+    try:
+        with torch.device("meta"):
+            model = create_model(method, **config)
+    except ValueError as e:
+        raise ModelFileError(f"{path}: settings of method '{method}': {e}") from None
+    except Exception as e:  # noqa: BLE001 — settings that pass the checks but still cannot build
+        raise ModelFileError(f"{path}: method '{method}' cannot be built from its settings ({_first_line(e)})") from None
+    fake = {k: torch.empty(shape, dtype=_DTYPES[dtype][0], device="meta") for k, (dtype, shape) in tensors.items()}
+    try:
+        with warnings.catch_warnings():  # a method's load hook may add a real default to the meta state
+            warnings.filterwarnings("ignore", message=r".*copying from a non-meta parameter")
+            model.load_state_dict(fake, strict=True)
+        problem = ""
     except Exception as e:  # noqa: BLE001
-        raise ModelFileError(f"{path}: not a readable model file ({e})") from None
-    if _META_KEY not in meta:
-        raise ModelFileError(f"{path}: not an inspector model file")
-    info = ModelInfo.from_dict(json.loads(meta[_META_KEY]))
-    if info.format_version > FORMAT_VERSION:
-        raise ModelFileError(f"{path}: written by a newer inspector (format {info.format_version})")
-    return info
+        problem = _first_line(e)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(fake))
+    unexpected = sorted(set(fake) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(fake) if expected[k].shape != fake[k].shape or expected[k].dtype != fake[k].dtype)
+    if not problem and not wrong:
+        return
+    details = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape or dtype", wrong)):
+        if keys and (what == "wrong shape or dtype" or problem):
+            shown = ", ".join(f"{k} {tuple(fake[k].shape)} {fake[k].dtype} (expected {tuple(expected[k].shape)} {expected[k].dtype})" if what.startswith("wrong") else k for k in keys[:3])
+            details.append(f"{len(keys)} {what}: {shown}")
+    raise ModelFileError(f"{path}: weights do not match method '{method}' with its settings: {'; '.join(details) or problem}")

@@ -20,17 +20,82 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 
+TEXT_MAX = 4096  # characters of any text option (paths, modes)
+
+
+def bounded(default: Any, low: float, high: float) -> Any:
+    """A numeric option's default and its allowed range ``low..high`` (inclusive), checked by
+    ``ModelConfig.validate`` for every method: a model file's hyper-parameters build the network,
+    so no size may be unbounded (a 15 MB file once asked for 7.5 GB)."""
+    return field(default=default, metadata={"range": (low, high)})
+
+
+def option_range(cls: type, name: str) -> tuple[float, float] | None:
+    """The range of option ``name``: the nearest class in the MRO that declares one, so a method
+    that only changes a default (``image_size: int = 128``) keeps its parent's bounds."""
+    for klass in cls.__mro__:
+        f = klass.__dict__.get("__dataclass_fields__", {}).get(name)
+        if f is not None and "range" in f.metadata:
+            return f.metadata["range"]
+    return None
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= 60 else f"{text[:50]}… ({len(text)} characters)"
+
+
+def check_option(cls: type, name: str, kind: type, value: Any) -> Any:
+    """``value`` as option ``name`` of kind ``kind`` (the default's type), or one-line ValueError
+    naming the option and what is allowed. Ints are whole numbers (not bools, not floats); floats
+    take ints and must be finite; both must lie in the option's range."""
+    bounds = option_range(cls, name)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"param '{name}' must be true or false, got {_shown(value)}")
+        return value
+    if kind is int or kind is float:
+        low, high = bounds if bounds is not None else (-math.inf, math.inf)
+        span = f" in {low:g}..{high:g}" if bounds is not None else ""
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"param '{name}' must be a whole number{span}, got {_shown(value)}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"param '{name}' must be a finite number{span}, got {_shown(value)}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str) or len(value) > TEXT_MAX:
+            raise ValueError(f"param '{name}' must be text of at most {TEXT_MAX} characters, got {_shown(value)}")
+        return value
+    if kind is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) > 64 or not all(isinstance(v, str) and len(v) <= 64 for v in value):
+            raise ValueError(f"param '{name}' must be a list of names, got {_shown(value)}")
+        return tuple(value)
+    raise TypeError(f"{cls.__name__}.{name}: options of type {kind.__name__} are not supported")
+
+
 @dataclass
 class ModelConfig:
-    """Hyper-parameters shared by every method; methods subclass it and add their own."""
+    """Hyper-parameters shared by every method; methods subclass it and add their own.
 
-    image_size: int = 64
-    channels: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    Every int and float option has a range (``bounded``); ``validate`` checks each option's type
+    and range in one place before the method's own checks, so training (``create_model``) and
+    loading a model file refuse the same values with the same one-line message."""
+
+    image_size: int = bounded(64, 32, 256)
+    channels: int = bounded(1, 1, 3)
+    lr: float = bounded(2e-4, 1e-8, 1.0)
+    beta1: float = bounded(0.5, 0.0, 0.9999)
+    beta2: float = bounded(0.999, 0.0, 0.9999)
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            setattr(self, f.name, check_option(type(self), f.name, type(default), getattr(self, f.name)))
         if not 32 <= self.image_size <= 256 or self.image_size & (self.image_size - 1):
             raise ValueError(f"image_size must be a power of two between 32 and 256, got {self.image_size}")
         if self.channels not in (1, 3):
@@ -41,11 +106,17 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        """A validated config; unknown options, wrong types and values out of range are a ValueError."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{cls.__name__}: options must be a mapping, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} option(s): {', '.join(sorted(unknown))}")
-        return cls(**values)
+            shown = ", ".join(sorted(_shown(k) if not isinstance(k, str) or len(k) > 60 else k for k in unknown)[:5])
+            raise ValueError(f"unknown {cls.__name__} option(s): {shown}")
+        config = cls(**values)
+        config.validate()
+        return config
 
 
 @dataclass

@@ -9,15 +9,15 @@ from torch import Tensor
 
 from inspector.models.autoencoder.loss import reconstruction_loss
 from inspector.models.autoencoder.torch_model import AutoEncoder
-from inspector.models.base import AnomalyModel, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, bounded, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 
 
 @dataclass
 class AutoencoderConfig(ModelConfig):
-    nz: int = 100  # bottleneck size: small enough that a defect cannot be copied through it
-    width: int = 32  # first conv's channels
-    w_ssim: float = 0.0  # > 0 adds (1 - SSIM) to the L1 loss
-    top_fraction: float = 0.01  # image score = mean of this top fraction of the smoothed residual map
+    nz: int = bounded(100, 1, 1024)  # bottleneck size: small enough that a defect cannot be copied through it
+    width: int = bounded(32, 1, 128)  # first conv's channels
+    w_ssim: float = bounded(0.0, 0.0, 1e6)  # > 0 adds (1 - SSIM) to the L1 loss
+    top_fraction: float = bounded(0.01, 0.0, 1.0)  # image score = mean of this top fraction of the smoothed residual map
     beta1: float = 0.9  # plain Adam: there is no adversary to keep stable
 
     def validate(self) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from inspector.models.base import AnomalyModel, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, bounded, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.bigan.loss import critic_loss, generator_loss, gradient_penalty
 from inspector.models.bigan.torch_model import Critic, Encoder, Generator
 
@@ -19,16 +19,16 @@ class BiGanConfig(ModelConfig):
     lr: float = 1e-4  # WGAN-GP: lr 1e-4, Adam betas (0.5, 0.9)
     beta1: float = 0.5
     beta2: float = 0.9
-    nz: int = 100  # latent size, z ~ N(0, I)
-    width: int = 32  # channels of the first conv of encoder, generator and critic
-    critic_hidden: int = 256  # width of the critic's latent branch and joint features
-    n_critic: int = 2  # critic updates per generator/encoder update, all inside one training step (paper: 5)
-    gp_weight: float = 10.0  # λ of the gradient penalty
-    w_adv: float = 1.0  # Wasserstein term of the generator/encoder loss
-    w_fm: float = 1.0  # seed 002's feature L2 between real and generated pairs
-    w_rec: float = 50.0  # L1 ||x − G(E(x))||: without it reconstructions only resemble x loosely
-    score_weight: float = 0.5  # α: score = α·residual + (1 − α)·critic-feature distance (each calibrated)
-    top_fraction: float = 0.01  # the residual term is the mean of this top fraction of the map
+    nz: int = bounded(100, 1, 1024)  # latent size, z ~ N(0, I)
+    width: int = bounded(32, 1, 128)  # channels of the first conv of encoder, generator and critic
+    critic_hidden: int = bounded(256, 1, 4096)  # width of the critic's latent branch and joint features
+    n_critic: int = bounded(2, 1, 100)  # critic updates per generator/encoder update, all inside one training step (paper: 5)
+    gp_weight: float = bounded(10.0, 0.0, 1e6)  # λ of the gradient penalty
+    w_adv: float = bounded(1.0, 0.0, 1e6)  # Wasserstein term of the generator/encoder loss
+    w_fm: float = bounded(1.0, 0.0, 1e6)  # seed 002's feature L2 between real and generated pairs
+    w_rec: float = bounded(50.0, 0.0, 1e6)  # L1 ||x − G(E(x))||: without it reconstructions only resemble x loosely
+    score_weight: float = bounded(0.5, 0.0, 1.0)  # α: score = α·residual + (1 − α)·critic-feature distance (each calibrated)
+    top_fraction: float = bounded(0.01, 0.0, 1.0)  # the residual term is the mean of this top fraction of the map
 
     def validate(self) -> None:
         super().validate()

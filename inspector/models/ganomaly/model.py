@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from inspector.models.base import AnomalyModel, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, bounded, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.ganomaly.loss import discriminator_loss, generator_loss
 from inspector.models.ganomaly.scores import feature_distance_map, latent_distance
 from inspector.models.ganomaly.torch_model import Discriminator, Generator
@@ -15,12 +15,12 @@ from inspector.models.ganomaly.torch_model import Discriminator, Generator
 
 @dataclass
 class GanomalyConfig(ModelConfig):
-    nz: int = 100  # latent size (paper: 100)
-    width: int = 64  # channels of the first conv (ngf = ndf = 64 in the paper)
-    extra_layers: int = 0
-    w_adv: float = 1.0
-    w_con: float = 50.0
-    w_enc: float = 1.0
+    nz: int = bounded(100, 1, 1024)  # latent size (paper: 100)
+    width: int = bounded(64, 1, 128)  # channels of the first conv (ngf = ndf = 64 in the paper)
+    extra_layers: int = bounded(0, 0, 8)
+    w_adv: float = bounded(1.0, 0.0, 1e6)
+    w_con: float = bounded(50.0, 0.0, 1e6)
+    w_enc: float = bounded(1.0, 0.0, 1e6)
     # How an image is scored (training is the paper's whatever is chosen here):
     #   "latent"         ||z - ẑ||², the paper's score;
     #   "reconstruction" mean of the top ``top_fraction`` of the smoothed residual map |x - x̂|;
@@ -30,11 +30,11 @@ class GanomalyConfig(ModelConfig):
     #   "combined"       score_weight · reconstruction + (1 - score_weight) · latent, each divided
     #                    by its mean over held-out good images (``calibrate``), never a test set's.
     score_mode: str = "reconstruction"  # measured better than "latent" on ELPV: see README.md
-    score_weight: float = 0.9
-    top_fraction: float = 0.01
-    map_sigma: float = 0.0  # Gaussian smoothing of the residual map in pixels; 0 = image_size / 32
+    score_weight: float = bounded(0.9, 0.0, 1.0)
+    top_fraction: float = bounded(0.01, 0.0, 1.0)
+    map_sigma: float = bounded(0.0, 0.0, 64.0)  # Gaussian smoothing of the residual map in pixels; 0 = image_size / 32
     feature_net: str = "encoder"
-    feature_layers: int = 1
+    feature_layers: int = bounded(1, 1, 16)
 
     def validate(self) -> None:
         super().validate()

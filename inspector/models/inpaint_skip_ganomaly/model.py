@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from inspector.models.base import StepContext, top_fraction_mean
+from inspector.models.base import bounded, StepContext, top_fraction_mean
 from inspector.models.inpaint_skip_ganomaly.loss import hole_weights
 from inspector.models.inpaint_skip_ganomaly.masks import grid_masks, random_masks
 from inspector.models.inpaint_skip_ganomaly.torch_model import completion_generator, completion_input
@@ -26,14 +26,14 @@ from inspector.models.skip_ganomaly.model import SkipGanomaly, SkipGanomalyConfi
 
 @dataclass
 class InpaintSkipGanomalyConfig(SkipGanomalyConfig):
-    hole_weight: float = 6.0  # L1 weight of hidden pixels relative to visible ones
-    mask_area_min: float = 0.1  # training masks hide this much of the image ...
-    mask_area_max: float = 0.3  # ... up to this much
-    grid_cells: int = 8  # the scoring checkerboard has grid_cells × grid_cells cells
-    iterations: int = 3  # hide-and-complete rounds after the checkerboard pass (0 = checkerboard only)
-    seed_fraction: float = 0.05  # each round hides at most this top fraction of pixels (then dilates)
-    mask_quantile: float = 0.995  # a residual "stands out" above this quantile of held-out good pixels
-    score_weight: float = 1.0  # map term only by default; < 1 adds the discriminator-feature distance
+    hole_weight: float = bounded(6.0, 0.0, 1e6)  # L1 weight of hidden pixels relative to visible ones
+    mask_area_min: float = bounded(0.1, 0.0, 1.0)  # training masks hide this much of the image ...
+    mask_area_max: float = bounded(0.3, 0.0, 1.0)  # ... up to this much
+    grid_cells: int = bounded(8, 2, 128)  # the scoring checkerboard has grid_cells × grid_cells cells
+    iterations: int = bounded(3, 0, 64)  # hide-and-complete rounds after the checkerboard pass (0 = checkerboard only)
+    seed_fraction: float = bounded(0.05, 0.0, 1.0)  # each round hides at most this top fraction of pixels (then dilates)
+    mask_quantile: float = bounded(0.995, 0.0, 1.0)  # a residual "stands out" above this quantile of held-out good pixels
+    score_weight: float = bounded(1.0, 0.0, 1.0)  # map term only by default; < 1 adds the discriminator-feature distance
 
     def validate(self) -> None:
         super().validate()

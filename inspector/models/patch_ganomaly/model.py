@@ -16,7 +16,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from inspector.models.base import AnomalyModel, gaussian_blur, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, bounded, gaussian_blur, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.patch_ganomaly.loss import discriminator_loss, generator_loss
 from inspector.models.patch_ganomaly.torch_model import Discriminator, Generator, extract_windows, random_patches, stitch
 
@@ -29,26 +29,26 @@ class PatchGanomalyConfig(ModelConfig):
     """``image_size`` is the working resolution of the whole image; ``patch_size`` the GAN's input."""
 
     image_size: int = 128
-    patch_size: int = 32  # 0 = the whole image (one window: plain GANomaly with map scoring)
-    stride: int = 0  # sliding-window step at inference; 0 = patch_size // 2 (every pixel seen by 4 windows)
-    patches_per_image: int = 8  # random crops per image in each training step
-    nz: int = 100  # latent size (GANomaly paper: 100)
-    width: int = 32  # channels of the first conv (paper: 64; 32 keeps CPU training sensible, see README)
-    extra_layers: int = 0
-    w_adv: float = 1.0
-    w_con: float = 50.0
-    w_enc: float = 1.0
+    patch_size: int = bounded(32, 0, 256)  # 0 = the whole image (one window: plain GANomaly with map scoring)
+    stride: int = bounded(0, 0, 256)  # sliding-window step at inference; 0 = patch_size // 2 (every pixel seen by 4 windows)
+    patches_per_image: int = bounded(8, 1, 1024)  # random crops per image in each training step
+    nz: int = bounded(100, 1, 1024)  # latent size (GANomaly paper: 100)
+    width: int = bounded(32, 1, 128)  # channels of the first conv (paper: 64; 32 keeps CPU training sensible, see README)
+    extra_layers: int = bounded(0, 0, 8)
+    w_adv: float = bounded(1.0, 0.0, 1e6)
+    w_con: float = bounded(50.0, 0.0, 1e6)
+    w_enc: float = bounded(1.0, 0.0, 1e6)
     # which stitched map is the anomaly map and the source of the image score:
     # "residual" = |x − x̂| per pixel, overlaps averaged, Gaussian-smoothed (sharp localisation);
     # "latent" = each patch's ||z − ẑ||² spread over its window (GANomaly's own score, blocky);
     # "combined" = map_weight · residual + (1 − map_weight) · latent, each divided by its mean on
     # held-out good images (calibrate), so neither term dominates by its units.
     map_mode: str = "residual"
-    map_weight: float = 0.5
+    map_weight: float = bounded(0.5, 0.0, 1.0)
     score_reduce: str = "topk"  # "max" of the map, or "topk" = mean of its top topk_fraction pixels
-    topk_fraction: float = 0.01
-    sigma: float = 2.0  # Gaussian smoothing of the stitched map, in working-resolution pixels
-    score_batch: int = 256  # patches per forward pass at inference (memory, not results)
+    topk_fraction: float = bounded(0.01, 0.0, 1.0)
+    sigma: float = bounded(2.0, 0.0, 64.0)  # Gaussian smoothing of the stitched map, in working-resolution pixels
+    score_batch: int = bounded(256, 1, 8192)  # patches per forward pass at inference (memory, not results)
 
     def validate(self) -> None:
         super().validate()

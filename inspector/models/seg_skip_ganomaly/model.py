@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from inspector.data.synthetic import DEFECT_KINDS, paint_defect
-from inspector.models.base import ScoreOutput, StepContext, top_fraction_mean
+from inspector.models.base import bounded, ScoreOutput, StepContext, top_fraction_mean
 from inspector.models.feature_gaussian import PositionGaussian
 from inspector.models.mobilenet import MobileNetV2
 from inspector.models.pretrained import load_weights, pretrained_source
@@ -38,27 +38,27 @@ from inspector.models.skip_ganomaly.model import SkipGanomalyNetConfig, SkipGano
 @dataclass
 class SegSkipGanomalyConfig(SkipGanomalyNetConfig):
     image_size: int = 128  # a one-pixel crack in a 300 px image is gone at 64 px
-    width: int = 16  # the generator only restores; the head does the finding (4× cheaper than 32 at 128 px)
-    defect_rate: float = 0.5  # share of training images that get painted defects
+    width: int = bounded(16, 1, 128)  # the generator only restores; the head does the finding (4× cheaper than 32 at 128 px)
+    defect_rate: float = bounded(0.5, 0.0, 1.0)  # share of training images that get painted defects
     defect_kinds: tuple[str, ...] = DEFECT_KINDS  # the kinds painted (inspector.data.synthetic), at random
-    max_defects: int = 2  # a painted image gets 1 to max_defects defects
-    gain_jitter: float = 0.2  # training images are brightened or darkened by up to this share
+    max_defects: int = bounded(2, 1, 32)  # a painted image gets 1 to max_defects defects
+    gain_jitter: float = bounded(0.2, 0.0, 1.0)  # training images are brightened or darkened by up to this share
     pretrained: bool = True  # the head reads a frozen ImageNet MobileNetV2 when its weights are found
     pretrained_path: str = ""  # a torchvision mobilenet_v2 .pth; empty = torchvision's cache, then the package
     # what the head was built on, filled in by the model: "imagenet:<file>" (MobileNetV2 head) or
     # "scratch: <why>" (the U-Net head). A saved model carries it and is rebuilt the same way.
     pretrained_source: str = ""
-    head_width: int = 16  # channels of the head's top level (U-Net: then ×2, ×4, ×8; ImageNet decoder: up to ×4)
-    head_lr: float = 1e-3  # Adam learning rate of the head at the start of the run
+    head_width: int = bounded(16, 1, 128)  # channels of the head's top level (U-Net: then ×2, ×4, ×8; ImageNet decoder: up to ×4)
+    head_lr: float = bounded(1e-3, 1e-08, 1.0)  # Adam learning rate of the head at the start of the run
     head_schedule: str = "cosine"  # "cosine": the head's rate falls to 0 over the run; "constant"
-    top_fraction: float = 0.25  # the head's image score = mean of this top fraction of its probability map
+    top_fraction: float = bounded(0.25, 0.0, 1.0)  # the head's image score = mean of this top fraction of its probability map
     # share of the score from a Gaussian of good parts' ImageNet features per position (PaDiM); the
     # rest is the head's. Needs the ImageNet head; 0 = the head alone. 0.8 and 0.9 tied on ELPV half a
-    feature_weight: float = 0.8
-    feature_grid: int = 16  # the Gaussian's positions per side (16 × 16 × 120 features: 15 MB in the model file)
+    feature_weight: float = bounded(0.8, 0.0, 1.0)
+    feature_grid: int = bounded(16, 1, 64)  # the Gaussian's positions per side (16 × 16 × 120 features: 15 MB in the model file)
     # the Gaussian also fits one view of each training image cropped by up to this share of its side
     # and resized back: without it, good ELPV cells framed 5 % tighter were 83 % false alarms (0.1: 5 %)
-    feature_jitter: float = 0.1
+    feature_jitter: float = bounded(0.1, 0.0, 0.5)
 
     def validate(self) -> None:
         super().validate()

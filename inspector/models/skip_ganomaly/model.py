@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from inspector.models.base import AnomalyModel, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, bounded, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.skip_ganomaly.loss import discriminator_loss, generator_loss
 from inspector.models.skip_ganomaly.torch_model import Discriminator, UNetGenerator
 
@@ -17,11 +17,11 @@ from inspector.models.skip_ganomaly.torch_model import Discriminator, UNetGenera
 class SkipGanomalyNetConfig(ModelConfig):
     """The networks and the paper's loss weights: what every Skip-GANomaly variant trains."""
 
-    width: int = 32  # first conv's channels (paper: 64); 32 keeps CPU training affordable at 64 px
-    max_mult: int = 8  # U-Net channels stop doubling at width · max_mult
-    w_adv: float = 1.0
-    w_con: float = 40.0
-    w_lat: float = 1.0
+    width: int = bounded(32, 1, 128)  # first conv's channels (paper: 64); 32 keeps CPU training affordable at 64 px
+    max_mult: int = bounded(8, 1, 16)  # U-Net channels stop doubling at width · max_mult
+    w_adv: float = bounded(1.0, 0.0, 1e6)
+    w_con: float = bounded(40.0, 0.0, 1e6)
+    w_lat: float = bounded(1.0, 0.0, 1e6)
 
     def validate(self) -> None:
         super().validate()
@@ -33,8 +33,8 @@ class SkipGanomalyNetConfig(ModelConfig):
 class SkipGanomalyConfig(SkipGanomalyNetConfig):
     # score = score_weight · reconstruction + (1 - score_weight) · latent, each divided by its
     # mean over held-out good images (the paper min–max normalises over the test set instead)
-    score_weight: float = 0.9
-    top_fraction: float = 0.01  # reconstruction term = mean of this top fraction of the smoothed residual
+    score_weight: float = bounded(0.9, 0.0, 1.0)
+    top_fraction: float = bounded(0.01, 0.0, 1.0)  # reconstruction term = mean of this top fraction of the smoothed residual
 
     def validate(self) -> None:
         super().validate()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from inspector.models.base import AnomalyModel, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, bounded, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
 from inspector.models.transgan.loss import discriminator_loss, encoder_losses, generator_loss, search_loss
 from inspector.models.transgan.torch_model import Discriminator, Encoder, Generator
 
@@ -27,23 +27,23 @@ class TransGanConfig(ModelConfig):
     lr: float = 1e-4  # TransGAN: lr 1e-4, Adam betas (0, 0.99)
     beta1: float = 0.0
     beta2: float = 0.99
-    nz: int = 128  # latent size, z ~ N(0, I)
-    dim: int = 64  # token width of the generator's 8×8 stage (halved per upsampling, at least 16)
-    depth: int = 2  # transformer blocks at the 8×8 stage (one per later stage)
-    d_dim: int = 64  # discriminator token width
-    d_depth: int = 2  # discriminator blocks
-    encoder_width: int = 32  # channels of the encoder's first conv
-    w_rec: float = 50.0  # weight of the L1 reconstruction ||x − G(E(x))|| (GANomaly uses 50 too)
-    w_ziz: float = 1.0  # weight of ||z − E(G(z))||²
+    nz: int = bounded(128, 1, 1024)  # latent size, z ~ N(0, I)
+    dim: int = bounded(64, 16, 1024)  # token width of the generator's 8×8 stage (halved per upsampling, at least 16)
+    depth: int = bounded(2, 1, 16)  # transformer blocks at the 8×8 stage (one per later stage)
+    d_dim: int = bounded(64, 16, 1024)  # discriminator token width
+    d_depth: int = bounded(2, 1, 16)  # discriminator blocks
+    encoder_width: int = bounded(32, 1, 128)  # channels of the encoder's first conv
+    w_rec: float = bounded(50.0, 0.0, 1e6)  # weight of the L1 reconstruction ||x − G(E(x))|| (GANomaly uses 50 too)
+    w_ziz: float = bounded(1.0, 0.0, 1e6)  # weight of ||z − E(G(z))||²
     rec_trains_generator: bool = True  # False: the reconstruction loss trains only the encoder (f-AnoGAN)
     use_encoder: bool = True  # start the search at E(x); False: best of `search_init_k` random z
-    search_init_k: int = 8
-    search_steps: int = 50  # Adam steps on z per batch; 0 = encoder only (on ELPV: better and ~70× faster, see README)
-    search_lr: float = 0.05
-    search_time_s: float = 30.0  # per batch: the search stops early when this is spent
-    search_lambda: float = 0.1  # weight of the discriminator-feature term in the search loss
-    score_weight: float = 0.5  # α: score = α·residual + (1 − α)·feature distance (each calibrated)
-    top_fraction: float = 0.01  # the residual term is the mean of this top fraction of the map
+    search_init_k: int = bounded(8, 1, 256)
+    search_steps: int = bounded(50, 0, 10000)  # Adam steps on z per batch; 0 = encoder only (on ELPV: better and ~70× faster, see README)
+    search_lr: float = bounded(0.05, 1e-08, 100.0)
+    search_time_s: float = bounded(30.0, 0.0, 3600.0)  # per batch: the search stops early when this is spent
+    search_lambda: float = bounded(0.1, 0.0, 1e6)  # weight of the discriminator-feature term in the search loss
+    score_weight: float = bounded(0.5, 0.0, 1.0)  # α: score = α·residual + (1 − α)·feature distance (each calibrated)
+    top_fraction: float = bounded(0.01, 0.0, 1.0)  # the residual term is the mean of this top fraction of the map
 
     def validate(self) -> None:
         super().validate()
