@@ -53,6 +53,7 @@ from inspector.engine.registry import Entry, ModelRegistry, RegistryError
 from inspector.engine.results_store import ResultsStore
 from inspector.engine.threshold import Threshold, from_good_scores, with_defects
 from inspector.engine.trainer import Event, TrainConfig, Trainer
+from inspector.engine.workflow import clean_stale_temps
 
 FALSE_ALARM = "false_alarm"
 CONFIRMED = "confirmed"
@@ -349,6 +350,7 @@ class Retrainer:
 
     def run(self) -> RetrainResult:
         parent = self.registry.active(self.model_name)
+        clean_stale_temps(inside(self.registry.root, check_name(self.model_name)))  # left by a killed save
         parent_bundle = ModelBundle.load(parent.path)
         info = parent_bundle.info
         data = self.data or RetrainData.for_model(info)

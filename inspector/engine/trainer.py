@@ -1,10 +1,22 @@
 """Training for every method: device choice, AMP on CUDA, fixed seeds, progress events,
 cancellation every step, a checkpoint each epoch with resume, then calibration on held-out
-good images (threshold, anomaly-map scale, synthetic-defect checks) into a ``ModelBundle``."""
+good images (threshold, anomaly-map scale, synthetic-defect checks) into a ``ModelBundle``.
+
+Nothing gets in: every setting is checked (``TrainConfig.validate``, the method's own config)
+before an image is read or a step is taken, a non-finite loss stops the run at that step, and
+calibration refuses a non-finite threshold or map scale. Nothing is lost: a checkpoint is
+written each epoch and belongs to one run (settings, the exact training files, the data
+fingerprint, the model fine-tuned from: ``run_key``); a checkpoint of another run, or one that
+cannot be read, is reported in one line and training starts over.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import math
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,9 +35,35 @@ from inspector.engine.device import device_label, limit_threads, select_device
 from inspector.engine.events import CancelToken, TrainProgress
 from inspector.engine.predictor import Predictor
 from inspector.engine.preprocess import NORMALISATION, resize_to_model, to_tensor, to_uint8
-from inspector.engine.threshold import Threshold, from_good_scores, with_defects
-from inspector.models import AnomalyModel, StepContext, create_model
+from inspector.engine.threshold import Threshold, check_false_alarm_rate, from_good_scores, with_defects
+from inspector.models import AnomalyModel, StepContext, create_model, get_method
 from inspector.models.base import eval_mode
+
+THRESHOLD_MODES = ("good-quantile", "synthetic-f1")
+EPOCHS_MAX = 10_000
+BATCH_SIZE_MAX = 4096
+SEED_MAX = 2**32 - 1
+AMP_OVERFLOWS_MAX = 30  # skipped AMP steps in a row (the scale halves each time) before it counts as diverged
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
+
+
+class TrainConfigError(ValueError):
+    """A training setting out of range (one line: the option, the allowed values, what was given)."""
+
+
+class TrainingDiverged(ValueError):
+    """A training step gave a NaN or infinite loss: the weights are garbage from here on."""
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise TrainConfigError(f"{name} must be a whole number {low}..{high}, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}… ({len(text)} characters)"
 
 
 @dataclass
@@ -44,8 +82,63 @@ class TrainConfig:
     false_alarm_rate: float = 0.02  # target for good-quantile; the cap for synthetic-f1
     params: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def model_options(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "channels": self.channels, **self.params}
+
+    def validate(self) -> None:
+        """Refuse any setting out of range, in one line that names it (TrainConfigError).
+
+        The core guard every path goes through (CLI, GUI, retrain; ``Trainer.fit`` calls it again
+        in case a field was changed after construction), so nothing bad reaches the first step.
+        Also builds the method's config from ``params``, which checks each method parameter's
+        type and range without allocating a network.
+        """
+        try:
+            get_method(self.method if isinstance(self.method, str) else repr(self.method))
+        except KeyError as e:
+            raise TrainConfigError(str(e.args[0])) from None
+        size = _whole("image_size", self.image_size, 32, 256)
+        if size & (size - 1):
+            raise TrainConfigError(f"image_size must be a power of two 32..256 (32, 64, 128, 256), got {size}")
+        if isinstance(self.channels, bool) or not isinstance(self.channels, int) or self.channels not in (1, 3):
+            raise TrainConfigError(f"channels must be 1 (gray) or 3 (RGB), got {_shown(self.channels)}")
+        # 0 epochs: no gradient steps, only the fitted statistics (a method's feature Gaussian)
+        _whole("epochs", self.epochs, 0, EPOCHS_MAX)
+        _whole("batch_size", self.batch_size, 1, BATCH_SIZE_MAX)
+        _whole("seed", self.seed, 0, SEED_MAX)
+        if not isinstance(self.device, str) or not _DEVICE.match(self.device.lower()):
+            raise TrainConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {_shown(self.device)}")
+        for name in ("amp", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise TrainConfigError(f"{name} must be true or false, got {_shown(getattr(self, name))}")
+        h = self.holdout_fraction
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not (0.0 < h <= 0.5):
+            raise TrainConfigError(f"holdout_fraction must be a number in (0, 0.5], got {_shown(h)}")
+        if self.threshold_mode not in THRESHOLD_MODES:
+            raise TrainConfigError(f"threshold_mode must be one of {', '.join(THRESHOLD_MODES)}, got {_shown(self.threshold_mode)}")
+        try:
+            check_false_alarm_rate(self.false_alarm_rate)
+        except ValueError as e:
+            raise TrainConfigError(str(e)) from None
+        if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
+            raise TrainConfigError(f"params must map parameter names to values, got {_shown(self.params)}")
+        for key in ("image_size", "channels"):
+            if key in self.params:
+                raise TrainConfigError(f"param '{key}' is a training setting: set it as {key} (--{key.replace('_', '-')}), not as a method parameter")
+        self.method_config()
+
+    def method_config(self):
+        """The method's validated config for these settings (no network is built)."""
+        cls = get_method(self.method)
+        try:
+            config = cls.Config.from_dict(self.model_options())
+            config.validate()
+        except (TypeError, ValueError) as e:
+            raise TrainConfigError(f"method '{self.method}': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        return config
 
 
 @dataclass
@@ -64,7 +157,51 @@ class ImagesSkipped:
     report: ReadReport
 
 
-Event = TrainProgress | SampleReconstructions | ImagesSkipped
+@dataclass
+class TrainNotice:
+    """Event: one line the user should read about the run (the CLI prints it, the GUI shows it).
+
+    kind: ``resumed`` (from a checkpoint of this very run, at ``epoch`` of ``epochs``),
+    ``checkpoint-ignored`` (it belongs to another run) or ``checkpoint-unreadable``.
+    """
+
+    kind: str
+    message: str
+    epoch: int = 0
+    epochs: int = 0
+
+
+Event = TrainProgress | SampleReconstructions | ImagesSkipped | TrainNotice
+
+
+def run_key(
+    config: TrainConfig,
+    image_paths: Sequence[Path],
+    data_info: dict[str, Any] | None = None,
+    init_from: ModelBundle | None = None,
+) -> str:
+    """A short hash of what makes "this very run": the settings, the exact training files in
+    order (absolute path, size, modification time), the data fingerprint and the model it
+    fine-tunes. A checkpoint resumes only a run with the same key; checkpoint files are named
+    by it, so two runs with the same model name never take over each other's checkpoint."""
+    files = []
+    for p in image_paths:
+        p = Path(p)
+        try:
+            st = p.stat()
+            files.append([str(p.absolute()), st.st_size, st.st_mtime_ns])
+        except OSError:
+            files.append([str(p.absolute()), -1, -1])
+    parent = None
+    if init_from is not None:
+        parent = hashlib.sha256(json.dumps(init_from.info.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+    identity = {
+        "config": asdict(config),
+        "files": files,
+        "fingerprint": (data_info or {}).get("fingerprint"),
+        "init_from": parent,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Trainer:
@@ -78,10 +215,11 @@ class Trainer:
         checkpoint_path: Path | None = None,
     ) -> None:
         self.config = config
-        self.on_event = on_event or (lambda event: None)
-        self.cancel = cancel or CancelToken()
+        self.on_event = on_event if on_event is not None else (lambda event: None)
+        self.cancel = cancel if cancel is not None else CancelToken()
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.device = select_device(config.device)
+        self.run_key: str | None = None  # set by fit (see run_key)
 
     # --- public -------------------------------------------------------------------------
     def fit(
@@ -89,11 +227,22 @@ class Trainer:
         image_paths: Sequence[Path],
         data_info: dict[str, Any] | None = None,
         init_from: ModelBundle | None = None,
+        keep_checkpoint: bool = False,
     ) -> ModelBundle:
-        """Train on good images; ``init_from`` fine-tunes an existing model of the same method."""
+        """Train on good images; ``init_from`` fine-tunes an existing model of the same method.
+
+        Every setting is checked before an image is read. The checkpoint is removed at the end
+        unless ``keep_checkpoint``: a caller that stores the model somewhere removes it only
+        once the model is safely stored (``remove_checkpoint``), so a kill in between loses nothing.
+        """
         c = self.config
+        c.validate()
+        if init_from is not None and init_from.info.method != c.method:
+            raise TrainConfigError(f"cannot fine-tune a '{init_from.info.method}' model as method '{c.method}'")
         limit_threads()
         torch.manual_seed(c.seed)
+        model = self._build_model()
+        self.run_key = run_key(c, image_paths, data_info, init_from)
         images, report = self._load(image_paths)
         if report.failed:
             self.on_event(ImagesSkipped(report))
@@ -101,12 +250,12 @@ class Trainer:
             raise ValueError(f"training needs at least 2 readable good images, found {len(images)}")
         fit_images, holdout_images = self._split(images)
 
-        model = create_model(c.method, **c.model_options()).to(self.device)
+        model = model.to(self.device)
         if init_from is not None:
             model.load_state_dict(init_from.model.state_dict())
         model.configure_optimizers()
         data = to_tensor(fit_images).to(self.device)
-        start_epoch, history = self._resume(model, data_info)
+        start_epoch, history = self._resume(model)
         started = time.perf_counter()
         self._train(model, data, holdout_images, start_epoch, history)
         bundle = self._calibrate(model, data, holdout_images)
@@ -121,11 +270,25 @@ class Trainer:
             "final_losses": history[-1] if history else {},
             "fine_tuned_from": init_from.info.ref if init_from else None,
         }
-        if self.checkpoint_path is not None:
-            self.checkpoint_path.unlink(missing_ok=True)
+        if not keep_checkpoint:
+            self.remove_checkpoint()
         return bundle
 
+    def remove_checkpoint(self) -> None:
+        """Delete this run's checkpoint (once its model is stored)."""
+        if self.checkpoint_path is not None:
+            self.checkpoint_path.unlink(missing_ok=True)
+
     # --- steps ------------------------------------------------------------------------------
+    def _build_model(self) -> AnomalyModel:
+        """The method's network, built before any image is read: a bad method parameter is a
+        one-line TrainConfigError here, not an error after minutes of reading images."""
+        c = self.config
+        try:
+            return create_model(c.method, **c.model_options())
+        except (TypeError, ValueError) as e:
+            raise TrainConfigError(f"method '{c.method}': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
     def _load(self, paths: Sequence[Path]) -> tuple[list[np.ndarray], ReadReport]:
         """Read and resize one file at a time (camera images can be large); bad files are reported."""
         c = self.config
@@ -169,6 +332,7 @@ class Trainer:
             torch.randperm(n, generator=gen)
         model.train()
         step = start_epoch * steps_per_epoch
+        overflows = 0  # AMP steps in a row the grad scaler skipped
         run_start, run_step0 = time.perf_counter(), step
         for epoch in range(start_epoch, c.epochs):
             order = torch.randperm(n, generator=gen)
@@ -178,10 +342,17 @@ class Trainer:
                 index = order[b * batch_size : (b + 1) * batch_size].to(self.device)
                 batch = _augment(data[index], gen) if c.augment else data[index]
                 ctx.step = step
+                scale = ctx.scaler.get_scale() if ctx.scaler is not None else None
                 losses = model.training_step(batch, ctx)
                 if ctx.scaler is not None:
                     ctx.scaler.update()
                 step += 1
+                # mixed precision: an fp16 overflow is normal now and then; the scaler skips that
+                # update and lowers its scale. Only a run of them means the training diverged.
+                skipped = scale is not None and ctx.scaler.get_scale() < scale
+                overflows = overflows + 1 if skipped else 0
+                if not (skipped and overflows <= AMP_OVERFLOWS_MAX):
+                    self._check_finite(losses, epoch + 1, step)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
                 elapsed = time.perf_counter() - run_start
@@ -196,6 +367,16 @@ class Trainer:
             history.append({k: v / max(steps_per_epoch, 1) for k, v in sums.items()})
             self._save_checkpoint(model, epoch + 1, history)
             self._emit_samples(model, holdout, epoch + 1)
+
+    def _check_finite(self, losses: dict[str, float], epoch: int, step: int) -> None:
+        """Stop at the first NaN or infinite loss: every later step would only spread it."""
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                params = " ".join(f"{k}={v}" for k, v in self.config.params.items())
+                raise TrainingDiverged(
+                    f"training diverged at epoch {epoch} step {step}: loss '{name}' is {value}; "
+                    f"lower the learning rate or check --param values" + (f" ({params})" if params else "")
+                )
 
     def _calibrate(self, model: AnomalyModel, data: torch.Tensor, holdout: list[np.ndarray]) -> ModelBundle:
         """Statistics of the training images, then threshold and map scale from held-out good
@@ -223,6 +404,11 @@ class Trainer:
         labels = np.r_[np.zeros(len(good_scores)), np.ones(len(bad_scores))]
         scores = np.r_[good_scores, bad_scores]
         good_pixels = np.concatenate([m.ravel() for m in good_maps])
+        if not np.isfinite(good_pixels).all():
+            raise ValueError(
+                "calibration refused: the anomaly maps of held-out good images hold NaN or infinite values; "
+                "lower the learning rate or check the method parameters"
+            )
         low, high = np.quantile(good_pixels, [0.5, 0.999])
         calibration = {
             "holdout_false_alarm_rate": float(np.mean(good_scores > threshold.value)),
@@ -235,7 +421,7 @@ class Trainer:
             config=model.config.to_dict(),
             threshold=threshold,
             normalisation=NORMALISATION,
-            map_scale=_map_scale(low, high, model.map_max),
+            map_scale=_finite_map_scale(_map_scale(low, high, model.map_max)),
             metrics={"calibration": calibration},
         )
         return ModelBundle(model.eval(), info)
@@ -247,7 +433,10 @@ class Trainer:
 
     def _emit_samples(self, model: AnomalyModel, holdout: list[np.ndarray], epoch: int) -> None:
         batch = to_tensor(holdout[:8]).to(self.device)
-        with eval_mode(model), torch.no_grad():
+        devices = [self.device] if self.device.type == "cuda" else []
+        # previews never draw from the training's random stream: a resumed run (which skips
+        # them for the epochs before its checkpoint) then continues exactly as an uninterrupted one
+        with torch.random.fork_rng(devices=devices), eval_mode(model), torch.no_grad():
             recon = model.sample_reconstructions(batch)
         self.on_event(SampleReconstructions(epoch, to_uint8(batch), to_uint8(recon)))
 
@@ -257,6 +446,7 @@ class Trainer:
             return
         state = {
             "epoch": epoch,
+            "run": self.run_key,  # which run this is (see run_key): only that run resumes from it
             "config": asdict(self.config),
             "model": model.state_dict(),
             "optimizers": model.optimizer_state(),
@@ -267,19 +457,50 @@ class Trainer:
         torch.save(state, buffer)
         write_bytes_atomic(self.checkpoint_path, buffer.getvalue())
 
-    def _resume(self, model: AnomalyModel, data_info: dict | None) -> tuple[int, list]:
-        """Continue from the last epoch's checkpoint when it belongs to this very run."""
+    def _notice(self, kind: str, message: str, epoch: int = 0) -> None:
+        self.on_event(TrainNotice(kind, message, epoch, self.config.epochs))
+
+    def _resume(self, model: AnomalyModel) -> tuple[int, list]:
+        """Continue from the last epoch's checkpoint when it belongs to this very run; a
+        checkpoint of another run, or one that cannot be read, is reported and ignored."""
         path = self.checkpoint_path
         if path is None or not path.is_file():
             return 0, []
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        if state.get("config") != asdict(self.config):
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as e:  # noqa: BLE001 — truncated, random bytes, not a torch file: all the same to us
+            # torch's own message is many lines and suggests weights_only=False, which would run code from the file
+            self._notice("checkpoint-unreadable", f"checkpoint {path} is unreadable (truncated or corrupt: {type(e).__name__}); starting over")
             return 0, []
-        model.load_state_dict(state["model"])
-        model.load_optimizer_state(state["optimizers"])
-        if "rng" in state:
-            _set_rng_state(state["rng"])
-        return int(state["epoch"]), list(state["history"])
+        if not isinstance(state, dict) or state.get("run") != self.run_key or state.get("config") != asdict(self.config):
+            self._notice("checkpoint-ignored", f"checkpoint {path} belongs to another run (different data/settings); starting over")
+            return 0, []
+        epoch = state.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= self.config.epochs:
+            self._notice("checkpoint-unreadable", f"checkpoint {path} is unreadable (epoch {_shown(epoch)}); starting over")
+            return 0, []
+        weights = {k: v.clone() for k, v in model.state_dict().items()}
+        optimizers = model.optimizer_state()
+        try:
+            model.load_state_dict(state["model"])
+            model.load_optimizer_state(state["optimizers"])
+            history = [dict(h) for h in state["history"]]
+            rng = state.get("rng")
+            if rng is not None:
+                _set_rng_state(rng)
+        except Exception as e:  # noqa: BLE001 — a damaged state: back to the fresh network, start over
+            model.load_state_dict(weights)
+            model.load_optimizer_state(optimizers)
+            self._notice("checkpoint-unreadable", f"checkpoint {path} is unreadable ({_first_line(e)}); starting over")
+            return 0, []
+        self._notice("resumed", f"resuming from epoch {epoch} of {self.config.epochs} ({path.name})", epoch)
+        return epoch, history
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    line = text[0] if text else type(e).__name__
+    return line if len(line) <= 120 else line[:117] + "..."
 
 
 def _rng_state() -> dict[str, Any]:
@@ -300,6 +521,12 @@ def _map_scale(good_median: float, good_top: float, map_max: float | None) -> di
     good pixels (a margin above good texture), but never past the largest value the map can take."""
     high = good_top * 1.5 if map_max is None else min(good_top * 1.5, map_max)
     return {"low": float(good_median), "high": float(max(high, good_median + 1e-6))}
+
+
+def _finite_map_scale(scale: dict[str, float]) -> dict[str, float]:
+    if not all(math.isfinite(v) for v in scale.values()):
+        raise ValueError(f"calibration refused: the anomaly-map scale is not finite ({scale}); lower the learning rate or check the method parameters")
+    return scale
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -1,19 +1,52 @@
-"""The multi-step job the CLI and the GUI share: train a dataset into the registry as a new version."""
+"""The multi-step job the CLI and the GUI share: train a dataset into the registry as a new version.
+
+Lifecycle, so that a kill at any moment loses at most the epoch in progress:
+
+1. the name and every setting are checked before anything is read or written;
+2. temp files that killed writes left in the checkpoints folder and the registry's folders are
+   removed (only files named like ``inspector.atomic``'s temp files, only in those folders, and
+   only when no live writer can own them);
+3. training writes a checkpoint each epoch, named by the model name and the run's key (settings
+   + exact data, ``trainer.run_key``), so a rerun of the same run resumes and another run, even
+   with the same name, never takes it over;
+4. the checkpoint is deleted only after the model is stored in the registry.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
+from inspector.atomic import is_temp_file
 from inspector.data.datasets import Dataset
 from inspector.engine import paths
 from inspector.engine.bundle import ModelBundle
 from inspector.engine.events import CancelToken
+from inspector.engine.modelref import NAME_MAX, check_name, inside
 from inspector.engine.registry import Entry, ModelRegistry
-from inspector.engine.trainer import Event, TrainConfig, Trainer
+from inspector.engine.trainer import Event, TrainConfig, Trainer, run_key
+
+CHECKPOINT_SUFFIX = ".ckpt"
+STALE_TEMP_S = 15 * 60  # a temp file nobody wrote to for this long belongs to a killed write
+STALE_CHECKPOINT_S = 7 * 24 * 3600  # checkpoints of abandoned runs (other settings) go after a week
+_TARGET = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$")  # .<target>.<random>.tmp (mkstemp's names)
+_CLAIM = re.compile(r"^\.+claim-(?P<pid>\d+)-[0-9A-Za-z]+\.tmp")  # the registry's version claim, with its writer's pid
 
 
 def default_model_name(method: str, dataset: Dataset) -> str:
-    return f"{dataset.name}-{method}".replace(" ", "_")[:64]
+    """``<dataset>-<method>`` as a valid model name (other characters become '_')."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{dataset.name}-{method}")
+    if not name[:1].isalnum():
+        name = "m" + name
+    return name[:NAME_MAX]
+
+
+def checkpoints_dir() -> Path:
+    return paths.cache_dir() / "checkpoints"
 
 
 def train_dataset(
@@ -28,13 +61,12 @@ def train_dataset(
 ) -> Entry:
     """Train on the dataset's good training images and store the result as the next version of ``name``.
 
-    A checkpoint is written each epoch; an interrupted run with the same settings resumes from it.
+    A checkpoint is written each epoch; rerunning the same run (same settings and data) resumes
+    from it. ``resume=False`` deletes this run's checkpoint and starts over.
     """
-    name = name or default_model_name(config.method, dataset)
-    checkpoint = paths.cache_dir() / "checkpoints" / f"{name}.ckpt"
-    if not resume:
-        checkpoint.unlink(missing_ok=True)
-    trainer = Trainer(config, on_event=on_event, cancel=cancel, checkpoint_path=checkpoint)
+    name = check_name(name or default_model_name(config.method, dataset))
+    config.validate()
+    image_paths = [s.path for s in dataset.train]
     data_info = {
         "dataset": dataset.name,
         "dataset_root": str(dataset.root),
@@ -42,5 +74,100 @@ def train_dataset(
         "fingerprint": dataset.fingerprint(),
         "counts": dataset.counts(),
     }
-    bundle = trainer.fit([s.path for s in dataset.train], data_info=data_info, init_from=init_from)
-    return registry.add(bundle, name, parent=init_from.info.ref if init_from else None)
+    folder = checkpoints_dir()
+    checkpoint = inside(folder, f"{name}-{run_key(config, image_paths, data_info, init_from)}{CHECKPOINT_SUFFIX}")
+    clean_stale_temps(folder, own_targets=[checkpoint.name])
+    for model_folder in _registry_folders(registry):
+        clean_stale_temps(model_folder)
+    prune_checkpoints(folder, name, keep=checkpoint)
+    if not resume:
+        checkpoint.unlink(missing_ok=True)
+    trainer = Trainer(config, on_event=on_event, cancel=cancel, checkpoint_path=checkpoint)
+    bundle = trainer.fit(image_paths, data_info=data_info, init_from=init_from, keep_checkpoint=True)
+    entry = registry.add(bundle, name, parent=init_from.info.ref if init_from else None)
+    trainer.remove_checkpoint()  # only now: a kill before this line resumes at the last epoch and saves again
+    return entry
+
+
+def _registry_folders(registry: ModelRegistry) -> list[Path]:
+    try:
+        return [p for p in registry.root.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+
+
+def clean_stale_temps(folder: Path, own_targets: Iterable[str] = (), now: float | None = None) -> list[Path]:
+    """Delete the temp files killed writes left in ``folder`` (not below it); returns them.
+
+    Only temp names (``inspector.atomic.is_temp_file``: its own ``.<target>.<random>.tmp`` and
+    the registry's version claims) are touched, and only when no running writer can own them: a
+    claim whose process is gone, a temp of one of ``own_targets`` (files only this run writes),
+    or any other temp not modified for ``STALE_TEMP_S``. Stricter than
+    ``atomic.remove_stale_temp_files`` (2 s): a checkpoint or model file of hundreds of MB may
+    take longer than that to fsync, and a run must never break another run's save.
+    """
+    folder = Path(folder)
+    own = set(own_targets)
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        candidates = list(folder.iterdir())
+    except OSError:
+        return removed
+    for path in candidates:
+        if not is_temp_file(path):
+            continue
+        temp, claim = _TARGET.match(path.name), _CLAIM.match(path.name)
+        try:
+            if path.is_symlink() or not path.is_file():
+                continue
+            age = now - path.stat().st_mtime
+        except OSError:
+            continue
+        if claim is not None and sys.platform != "win32":
+            stale = not _process_alive(int(claim.group("pid")))
+        elif temp is not None and temp.group("target") in own:
+            stale = True
+        else:
+            stale = age > STALE_TEMP_S
+        if stale:
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
+
+
+def prune_checkpoints(folder: Path, name: str, keep: Path, now: float | None = None) -> list[Path]:
+    """Delete checkpoints of ``name`` from other runs (other settings or data) not written to for
+    ``STALE_CHECKPOINT_S``: a running run rewrites its checkpoint every epoch."""
+    pattern = re.compile(r"^%s(-[0-9a-f]{16})?%s$" % (re.escape(name), re.escape(CHECKPOINT_SUFFIX)))
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        candidates = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for path in candidates:
+        if path.name == keep.name or not pattern.match(path.name):
+            continue
+        try:
+            if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > STALE_CHECKPOINT_S:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False
+    except OSError:  # PermissionError: it exists, under another user
+        return True
+    return True
