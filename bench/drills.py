@@ -95,6 +95,13 @@ def tensors_equal(a: Path, b: Path) -> bool:
     return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
 
 
+_RUNNING: set[subprocess.Popen] = set()  # killed if the drills themselves are stopped
+
+
+def _stop(*_) -> None:
+    raise KeyboardInterrupt
+
+
 class Run:
     """A command whose output lines are read as they come; ``marked`` is set (and ``marked_at``
     recorded, seconds from the start) at the first line that ``is_mark`` accepts."""
@@ -108,6 +115,7 @@ class Run:
         self._is_mark, self._mark_stream = is_mark, mark_stream
         self._log = log
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _RUNNING.add(self.proc)
         self._readers = [threading.Thread(target=self._read, args=(name,), daemon=True) for name in ("stdout", "stderr")]
         for reader in self._readers:
             reader.start()
@@ -138,6 +146,7 @@ class Run:
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+        _RUNNING.discard(self.proc)
         for reader in self._readers:
             reader.join(timeout=30)
         self._log.write_bytes(b"".join(self.lines["stderr"]))
@@ -302,8 +311,8 @@ def summarise(kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-drills", type=int, default=10, metavar="N", help="training runs to kill (default 10)")
-    parser.add_argument("--live-drills", type=int, default=12, metavar="N", help="live runs to kill (default 12)")
+    parser.add_argument("--train-drills", type=int, default=8, metavar="N", help="training runs to kill (default 8)")
+    parser.add_argument("--live-drills", type=int, default=10, metavar="N", help="live runs to kill (default 10)")
     parser.add_argument("--frames", type=int, default=300, help="images in the watched folder of a live drill (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill delays (default 0)")
     parser.add_argument("--threads", type=int, default=1, help="INSPECTOR_THREADS of every command (default 1)")
@@ -313,6 +322,7 @@ def main() -> int:
     if not (0 <= args.train_drills <= 1000 and 0 <= args.live_drills <= 1000 and 1 <= args.frames <= 10_000):
         parser.error("drills must be 0..1000 each and --frames 1..10000")
     rng = random.Random(args.seed)
+    signal.signal(signal.SIGTERM, _stop)  # stopped from outside: end the children too, remove the work folder
     work = Path(tempfile.mkdtemp(prefix="inspector-drills-"))
     print(f"work folder {work}", flush=True)
     t0 = time.monotonic()
@@ -349,6 +359,9 @@ def main() -> int:
                       f"stored, lost {row['rows_lost']}, integrity {row['integrity_after_kill']}, "
                       f"survived={row['survived']}", flush=True)
     finally:
+        for proc in list(_RUNNING):
+            proc.kill()
+            proc.wait()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 

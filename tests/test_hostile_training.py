@@ -36,7 +36,7 @@ from inspector.engine.trainer import (
     TrainingDiverged,
     TrainNotice,
 )
-from inspector.engine.workflow import checkpoints_dir, clean_stale_temps, train_dataset
+from inspector.engine.workflow import TrainingBusy, checkpoint_path, checkpoints_dir, clean_stale_temps, run_lock, train_dataset
 from inspector.models import create_model
 from inspector.models.autoencoder import Model as _Autoencoder
 from inspector.models.registry import _METHODS
@@ -278,6 +278,22 @@ def test_a_corrupt_checkpoint_is_one_warning_and_training_starts_over(damage, pa
     assert events.train_epochs() == [1, 2, 3]
     uninterrupted = Trainer(config).fit(files)
     assert all(torch.equal(v, uninterrupted.model.state_dict()[k]) for k, v in whole.model.state_dict().items())
+
+
+def test_the_very_same_run_started_twice_at_once_is_refused_and_the_first_keeps_its_checkpoint(parts, tmp_home):
+    dataset, config = open_dataset(parts), small_config()
+    mine = checkpoint_path("line", config, dataset)
+    with run_lock(mine, "line"):  # the first run, holding its lock (as train_dataset does)
+        mine.write_bytes(b"the first run's checkpoint")
+        events = Recorder()
+        with pytest.raises(TrainingBusy, match="'line' is being trained with these settings and data in another process"):
+            train_dataset(dataset, config, ModelRegistry(), "line", on_event=events)
+        assert events == [] and mine.read_bytes() == b"the first run's checkpoint"
+        other = train_dataset(dataset, small_config(seed=3), ModelRegistry(), "line")  # other settings: side by side
+        assert other.version == 1
+    mine.unlink()
+    assert train_dataset(dataset, config, ModelRegistry(), "line").version == 2  # the lock went with its holder
+    assert [p.name for p in checkpoints_dir().iterdir()] == []
 
 
 # --- stale temp files --------------------------------------------------------------------------

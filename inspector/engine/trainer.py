@@ -237,6 +237,7 @@ class Trainer:
         """
         c = self.config
         c.validate()
+        image_paths = list(image_paths)  # read twice: for the run's key, then the images
         if init_from is not None and init_from.info.method != c.method:
             raise TrainConfigError(f"cannot fine-tune a '{init_from.info.method}' model as method '{c.method}'")
         limit_threads()

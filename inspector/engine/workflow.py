@@ -8,17 +8,19 @@ Lifecycle, so that a kill at any moment loses at most the epoch in progress:
    only when no live writer can own them);
 3. training writes a checkpoint each epoch, named by the model name and the run's key (settings
    + exact data, ``trainer.run_key``), so a rerun of the same run resumes and another run, even
-   with the same name, never takes it over;
+   with the same name, never takes it over; a lock file held for the run refuses the very same
+   run started twice at once;
 4. the checkpoint is deleted only after the model is stored in the registry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from inspector.atomic import is_temp_file
@@ -66,7 +68,24 @@ def train_dataset(
     """
     name = check_name(name or default_model_name(config.method, dataset))
     config.validate()
-    image_paths = [s.path for s in dataset.train]
+    image_paths, data_info = _inputs(dataset)
+    folder = checkpoints_dir()
+    checkpoint = checkpoint_path(name, config, dataset, init_from)
+    with run_lock(checkpoint, name):  # this run's checkpoint and its temp files are ours alone from here
+        clean_stale_temps(folder, own_targets=[checkpoint.name])
+        for model_folder in _registry_folders(registry):
+            clean_stale_temps(model_folder)
+        prune_checkpoints(folder, name, keep=checkpoint)
+        if not resume:
+            checkpoint.unlink(missing_ok=True)
+        trainer = Trainer(config, on_event=on_event, cancel=cancel, checkpoint_path=checkpoint)
+        bundle = trainer.fit(image_paths, data_info=data_info, init_from=init_from, keep_checkpoint=True)
+        entry = registry.add(bundle, name, parent=init_from.info.ref if init_from else None)
+        trainer.remove_checkpoint()  # only now: a kill before this line resumes at the last epoch and saves again
+    return entry
+
+
+def _inputs(dataset: Dataset) -> tuple[list[Path], dict]:
     data_info = {
         "dataset": dataset.name,
         "dataset_root": str(dataset.root),
@@ -74,19 +93,55 @@ def train_dataset(
         "fingerprint": dataset.fingerprint(),
         "counts": dataset.counts(),
     }
-    folder = checkpoints_dir()
-    checkpoint = inside(folder, f"{name}-{run_key(config, image_paths, data_info, init_from)}{CHECKPOINT_SUFFIX}")
-    clean_stale_temps(folder, own_targets=[checkpoint.name])
-    for model_folder in _registry_folders(registry):
-        clean_stale_temps(model_folder)
-    prune_checkpoints(folder, name, keep=checkpoint)
-    if not resume:
-        checkpoint.unlink(missing_ok=True)
-    trainer = Trainer(config, on_event=on_event, cancel=cancel, checkpoint_path=checkpoint)
-    bundle = trainer.fit(image_paths, data_info=data_info, init_from=init_from, keep_checkpoint=True)
-    entry = registry.add(bundle, name, parent=init_from.info.ref if init_from else None)
-    trainer.remove_checkpoint()  # only now: a kill before this line resumes at the last epoch and saves again
-    return entry
+    return [s.path for s in dataset.train], data_info
+
+
+def checkpoint_path(name: str, config: TrainConfig, dataset: Dataset, init_from: ModelBundle | None = None) -> Path:
+    """The checkpoint of training ``dataset`` as ``name`` with ``config``: one file per run key."""
+    image_paths, data_info = _inputs(dataset)
+    key = run_key(config, image_paths, data_info, init_from)
+    return inside(checkpoints_dir(), f"{check_name(name)}-{key}{CHECKPOINT_SUFFIX}")
+
+
+class TrainingBusy(RuntimeError):
+    """The very same run (same name, settings and data) is training in another process or thread."""
+
+
+@contextlib.contextmanager
+def run_lock(checkpoint: Path, name: str) -> Iterator[None]:
+    """Hold ``<checkpoint>.lock`` (an OS file lock: a killed holder releases it) for the run, so
+    two identical runs never write one checkpoint; the second is refused in one line. Runs with
+    other settings or data have other checkpoints and other locks, and train side by side."""
+    lock_path = checkpoint.with_name(checkpoint.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+b")
+    try:
+        if not _try_lock(handle):
+            raise TrainingBusy(
+                f"'{name}' is being trained with these settings and data in another process right now "
+                f"(lock {lock_path}); wait for it to finish, or change the name or settings"
+            )
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)  # while still held: a waiting twin was refused, not let in
+    finally:
+        handle.close()  # closing releases the lock
+
+
+def _try_lock(handle) -> bool:
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 def _registry_folders(registry: ModelRegistry) -> list[Path]:
@@ -140,9 +195,10 @@ def clean_stale_temps(folder: Path, own_targets: Iterable[str] = (), now: float 
 
 
 def prune_checkpoints(folder: Path, name: str, keep: Path, now: float | None = None) -> list[Path]:
-    """Delete checkpoints of ``name`` from other runs (other settings or data) not written to for
-    ``STALE_CHECKPOINT_S``: a running run rewrites its checkpoint every epoch."""
-    pattern = re.compile(r"^%s(-[0-9a-f]{16})?%s$" % (re.escape(name), re.escape(CHECKPOINT_SUFFIX)))
+    """Delete checkpoints (and their lock files) of ``name`` from other runs (other settings or
+    data) not written to for ``STALE_CHECKPOINT_S``: a running run rewrites its checkpoint every
+    epoch. A lock file is only deleted when nobody holds it."""
+    pattern = re.compile(r"^%s(-[0-9a-f]{16})?%s(\.lock)?$" % (re.escape(name), re.escape(CHECKPOINT_SUFFIX)))
     now = time.time() if now is None else now
     removed = []
     try:
@@ -150,11 +206,17 @@ def prune_checkpoints(folder: Path, name: str, keep: Path, now: float | None = N
     except OSError:
         return removed
     for path in candidates:
-        if path.name == keep.name or not pattern.match(path.name):
+        if path.name in (keep.name, keep.name + ".lock") or not pattern.match(path.name):
             continue
         try:
             if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > STALE_CHECKPOINT_S:
-                path.unlink()
+                if path.name.endswith(".lock"):
+                    with open(path, "a+b") as handle:
+                        if not _try_lock(handle):
+                            continue  # its run is going on (an epoch longer than a week)
+                        path.unlink()
+                else:
+                    path.unlink()
                 removed.append(path)
         except OSError:
             pass
