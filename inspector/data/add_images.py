@@ -2,7 +2,9 @@
 
 Files are copied, never moved: the user's originals stay where they were. Where they go
 depends on the layout ``data.open_dataset`` found: ``train/good/`` of an MVTec folder, the
-flat folder itself, or ``added/`` plus a ``labels.csv`` row (label good, split train).
+flat folder itself, or ``added/`` plus a ``labels.csv`` row (label good, split train). Each file
+is checked (read) and copied on its own, through the atomic writer; one that cannot be read or
+copied is rejected with the reason and the others carry on.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import csv
 import shutil
 from pathlib import Path
 
+from inspector.atomic import write_bytes_atomic
 from inspector.data.datasets import Dataset
 from inspector.data.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image
 
@@ -33,7 +36,13 @@ def add_good_images(dataset: Dataset, paths: list[Path]) -> tuple[list[Path], li
     known = {s.path.resolve() for s in dataset.train}
     added: list[Path] = []
     rejected: list[tuple[Path, str]] = []
-    for path in expand(paths):
+    candidates: list[Path] = []
+    for path in map(Path, paths):
+        found = expand([path])
+        if path.is_dir() and not found:
+            rejected.append((path, "a folder without images in it"))
+        candidates += found
+    for path in candidates:
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             rejected.append((path, f"not an image file ({path.suffix or 'no extension'})"))
             continue
@@ -45,13 +54,26 @@ def add_good_images(dataset: Dataset, paths: list[Path]) -> tuple[list[Path], li
         except ImageReadError as e:
             rejected.append((path, e.reason))
             continue
-        target.mkdir(parents=True, exist_ok=True)
-        dest = _free_name(target / path.name)
-        shutil.copy2(path, dest)
+        try:
+            dest = _copy(path, target)
+        except OSError as e:  # disk full, permissions, the file went away: this file only
+            rejected.append((path, f"cannot copy it: {e.strerror or e}"))
+            continue
         added.append(dest)
     if added and dataset.layout == "csv":
         _append_csv_rows(root / "labels.csv", [p.relative_to(root).as_posix() for p in added])
     return added, rejected
+
+
+def _copy(path: Path, target: Path) -> Path:
+    """Copy through the atomic writer, so a crash never leaves half an image in the training set."""
+    dest = _free_name(target / path.name)
+    write_bytes_atomic(dest, path.read_bytes())
+    try:
+        shutil.copystat(path, dest)  # keep the original's times, as a copy2 would
+    except OSError:
+        pass
+    return dest
 
 
 def _free_name(path: Path) -> Path:

@@ -8,6 +8,11 @@ recognised so users can point the app at what they already have:
 * MVTec AD: ``train/good``, ``test/<type>``, optional ``ground_truth/<type>/<stem>_mask.png``
 * ``labels.csv`` with ``path,label[,split]`` columns
 * a flat folder of images, all taken as good
+
+Every entry with an image name is kept, even one that cannot be read (a directory named
+``x.png``, a broken link): reading it raises ImageReadError, so training, scoring and the Data
+page report it as unreadable rather than it vanishing from the counts. A labels.csv row that
+names anything but a file is a DatasetError naming the line and why (the CSV itself is wrong).
 """
 
 from __future__ import annotations
@@ -154,7 +159,9 @@ def _open_mvtec(root: Path) -> Dataset:
             label = GOOD if sub.name == "good" else DEFECT
             for p in list_images(sub):
                 mask = root / "ground_truth" / sub.name / f"{p.stem}_mask.png"
-                test.append(Sample(p, label, sub.name, mask if mask.is_file() else None))
+                # a mask that is there but unreadable (a broken link, a folder) is kept: reading
+                # it reports the problem instead of the sample silently losing its mask
+                test.append(Sample(p, label, sub.name, mask if os.path.lexists(mask) else None))
     return Dataset(root, root.name, "mvtec", train, test)
 
 
@@ -199,7 +206,7 @@ def _open_csv(root: Path, seed: int, test_fraction: float) -> Dataset:
             raise DatasetError(f"{where}: unknown label {row['label']!r} (use good/ok/0, defect/ng/bad/1 or unknown)")
         file = root / row["path"]
         if not file.is_file():
-            raise DatasetError(f"{where}: file not found: '{file}'")
+            raise DatasetError(f"{where}: {_not_a_file(file)}: '{file}'")
         split = row.get("split", "").lower()
         if split not in ("", "train", "test"):
             raise DatasetError(f"{where}: split must be 'train' or 'test', not {row['split']!r}")
@@ -216,6 +223,14 @@ def _open_csv(root: Path, seed: int, test_fraction: float) -> Dataset:
     if not train:
         raise DatasetError(f"'{csv_path}' lists no good images for training")
     return Dataset(root, root.name, "csv", sorted(train, key=_by_path), sorted(test, key=_by_path))
+
+
+def _not_a_file(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return "broken link"
+    if path.is_dir():
+        return "is a directory, not an image file"
+    return "file not found" if not path.exists() else "not a regular file"
 
 
 def _by_path(sample: Sample) -> Path:

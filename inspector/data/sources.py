@@ -18,7 +18,9 @@ No Qt here and no torch: the GUI and the headless CLI use the same classes.
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ import cv2
 import numpy as np
 
 from .images import IMAGE_EXTENSIONS, ImageReadError, read_image
+
+log = logging.getLogger(__name__)
 
 
 class SourceState(str, Enum):
@@ -360,6 +364,9 @@ class VideoFileSource(_CaptureSource):
         return image
 
 
+DISAPPEARED = "disappeared before it could be read"
+
+
 @dataclass
 class _Seen:
     size: int
@@ -373,8 +380,11 @@ class FolderSource(FrameSource):
     """New image files in a folder, inspected once each, in the order they appear.
 
     A file counts only once it is complete: its size and modification time have not changed for
-    ``settle_s`` seconds *and* it decodes. A file that stays undecodable for ``give_up_s`` after
-    it stopped changing is reported through ``on_unreadable`` and skipped. Hidden files (such as
+    ``settle_s`` seconds *and* it decodes. A file that stays undecodable (or empty) for
+    ``give_up_s`` after it stopped changing is reported through ``on_unreadable`` and skipped; one
+    that can never be a part (over the pixel limit, a directory, a broken link) is reported at
+    once; one that disappears before it was read is reported as such. Nothing a file contains ends
+    the watching: every failure to read one is an ImageReadError, reported. Hidden files (such as
     the ``.name.tmp`` files of writers that write-then-rename) are ignored. Files already in the
     folder when watching starts are skipped unless ``include_existing``.
     """
@@ -416,12 +426,17 @@ class FolderSource(FrameSource):
                     self._seen[path] = _Seen(st.st_size, st.st_mtime_ns, 0.0, done=True)
 
     def _scan(self) -> dict[Path, os.stat_result]:
+        """Every entry with an image name (sub-folders walked when recursive).
+
+        Broken links and other non-files are kept (with their own lstat) so that reading them
+        reports why they cannot be parts instead of ignoring them.
+        """
         found: dict[Path, os.stat_result] = {}
         try:
             if self.recursive:
                 walker = os.walk(self.folder)
             else:
-                walker = [(str(self.folder), [], [e.name for e in os.scandir(self.folder) if e.is_file()])]
+                walker = [(str(self.folder), [], [e.name for e in os.scandir(self.folder)])]
             for dirpath, dirnames, filenames in walker:
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
                 for name in filenames:
@@ -430,17 +445,29 @@ class FolderSource(FrameSource):
                     path = Path(dirpath) / name
                     try:
                         found[path] = path.stat()
-                    except FileNotFoundError:
-                        continue  # renamed or deleted between listing and stat
+                    except OSError:
+                        try:
+                            found[path] = path.lstat()  # a broken link: reported when read
+                        except OSError:
+                            continue  # renamed or deleted between listing and stat: never seen
         except OSError as e:
             raise SourceLost(f"folder not available: {self.folder} ({e.strerror or e})") from None
         return found
+
+    def _unreadable(self, path: Path, reason: str) -> None:
+        if self.on_unreadable is not None:
+            try:
+                self.on_unreadable(path, reason)
+            except Exception:  # noqa: BLE001 — a reporting bug must not stop the watching
+                log.exception("on_unreadable callback failed")
 
     def _poll(self) -> None:
         now = time.monotonic()
         found = self._scan()
         for path in [p for p in self._seen if p not in found]:
-            del self._seen[path]  # gone: forget it (a new file of the same name is a new part)
+            seen = self._seen.pop(path)  # gone: forget it (a new file of the same name is a new part)
+            if not seen.done:
+                self._unreadable(path, DISAPPEARED)
         candidates = []
         for path, st in found.items():
             seen = self._seen.get(path)
@@ -452,7 +479,7 @@ class FolderSource(FrameSource):
                     seen.done = False
                 seen.size, seen.mtime_ns, seen.stable_since, seen.first_failure = st.st_size, st.st_mtime_ns, now, None
                 continue
-            if not seen.done and st.st_size > 0 and now - seen.stable_since >= self.settle_s:
+            if not seen.done and now - seen.stable_since >= self.settle_s:
                 candidates.append((st.st_mtime_ns, str(path), path))
         self._ready.extend(p for _, _, p in sorted(candidates) if p not in self._ready)
 
@@ -467,10 +494,12 @@ class FolderSource(FrameSource):
             except ImageReadError as e:
                 now = time.monotonic()
                 seen.first_failure = seen.first_failure or now
-                if now - seen.first_failure >= self.give_up_s or e.reason == "file not found":
+                if not os.path.lexists(path):
                     seen.done = True
-                    if self.on_unreadable is not None:
-                        self.on_unreadable(path, e.reason)
+                    self._unreadable(path, DISAPPEARED)
+                elif not e.transient or now - seen.first_failure >= self.give_up_s:
+                    seen.done = True
+                    self._unreadable(path, e.reason)
                 continue  # maybe still being written: try again on a later poll
             seen.done = True
             self._captured = time.perf_counter()
@@ -545,32 +574,43 @@ def write_video(path: str | os.PathLike[str], frames, fps: float = 30.0, lossles
     """Write frames (uint8 gray or RGB, all the same size) as an AVI: FFV1 (lossless) or MJPG.
 
     For tests, benchmarks and demos that simulate a camera with a file. Written to a temp name and
-    renamed, so a watcher never sees half a video.
+    renamed, so a watcher never sees half a video. OpenCV's writer needs a path (it picks the
+    container from the name), so the bytes cannot go through ``write_bytes_atomic``; the temp name
+    is unique (``mkstemp``), removed on any failure, and the file is fsynced before the rename.
     """
     path = Path(path)
     frames = iter(frames)
     first = next(frames)
     h, w = first.shape[:2]
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix or '.avi'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix or '.avi'}")
+    os.close(fd)
+    tmp = Path(tmp_name)
     codecs = ["FFV1", "MJPG"] if lossless else ["MJPG"]
     writer = None
-    for codec in codecs:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), fps, (w, h), True)
-        if writer.isOpened():
-            break
-        writer.release()
-        writer = None
-    if writer is None:
-        raise RuntimeError(f"OpenCV cannot write video ({', '.join(codecs)}) on this machine")
     try:
-        for image in _chain(first, frames):
-            if image.shape[:2] != (h, w):
-                raise ValueError(f"all frames must be {w}x{h}, got {image.shape[1]}x{image.shape[0]}")
-            bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-            writer.write(bgr)
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+        for codec in codecs:
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), fps, (w, h), True)
+            if writer.isOpened():
+                break
+            writer.release()
+            writer = None
+        if writer is None:
+            raise RuntimeError(f"OpenCV cannot write video ({', '.join(codecs)}) on this machine")
+        try:
+            for image in _chain(first, frames):
+                if image.shape[:2] != (h, w):
+                    raise ValueError(f"all frames must be {w}x{h}, got {image.shape[1]}x{image.shape[0]}")
+                bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+                writer.write(bgr)
+        finally:
+            writer.release()
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -57,6 +57,21 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> n
     return (rgb * (1 - alpha) + colours * alpha).astype(np.uint8)
 
 
+class ScoreError(ImageReadError):
+    """A file was read but scoring it failed (e.g. out of memory); reported like an unreadable file."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(path, reason)
+        self.args = (f"cannot score image '{self.path}': {reason}",)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+# predict_paths scores at most this many input pixels at once (32 MP: a few large camera images)
+BATCH_PIXELS = 32_000_000
+
+
 class Predictor:
     def __init__(self, bundle: ModelBundle, device: str | torch.device = "auto") -> None:
         self.device = device if isinstance(device, torch.device) else select_device(device)
@@ -104,18 +119,32 @@ class Predictor:
         cancel: CancelToken | None = None,
         progress: Callable[[Progress], None] | None = None,
     ) -> Iterator[tuple[Path, Prediction | ImageReadError]]:
-        """Score files; an unreadable file yields its ImageReadError and the rest carry on."""
+        """Score files; a file that cannot be read or scored yields its error and the rest carry on.
+
+        A reading failure is an ImageReadError, a scoring failure a ScoreError (a subclass, so every
+        caller that reports unreadable files reports it too). When a batch fails, its images are
+        scored one by one so only the culprit is lost. Batches are also cut at ``BATCH_PIXELS``
+        pixels so a few large camera images are never all held at once.
+        """
         paths = list(paths)
         pending: list[tuple[Path, np.ndarray]] = []
+        pending_pixels = 0
         done = 0
 
-        def flush() -> Iterator[tuple[Path, Prediction]]:
-            nonlocal done
-            predictions = self.predict_batch([im for _, im in pending], [p for p, _ in pending])
-            for (p, _), pred in zip(pending, predictions):
+        def flush() -> Iterator[tuple[Path, Prediction | ImageReadError]]:
+            nonlocal done, pending_pixels
+            batch = list(pending)
+            pending.clear()
+            pending_pixels = 0
+            try:
+                predictions: list[Prediction | ScoreError] = list(
+                    self.predict_batch([im for _, im in batch], [p for p, _ in batch])
+                )
+            except Exception:  # noqa: BLE001 — find the image that failed; the others are scored
+                predictions = [self._predict_one(im, p) for p, im in batch]
+            for (p, _), pred in zip(batch, predictions):
                 done += 1
                 yield p, pred
-            pending.clear()
             if progress:
                 progress(Progress(done, len(paths)))
 
@@ -123,15 +152,26 @@ class Predictor:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             try:
-                pending.append((path, read_image(path)))
+                image = read_image(path)
             except ImageReadError as e:
                 done += 1
                 yield path, e
                 continue
-            if len(pending) >= batch_size:
+            pending.append((path, image))
+            pending_pixels += image.shape[0] * image.shape[1]
+            if len(pending) >= batch_size or pending_pixels >= BATCH_PIXELS:
                 yield from flush()
         if pending:
             yield from flush()
+
+    def _predict_one(self, image: np.ndarray, path: Path) -> Prediction | ScoreError:
+        try:
+            return self.predict_batch([image], [path])[0]
+        except MemoryError:
+            return ScoreError(path, f"not enough memory to score a {image.shape[1]}×{image.shape[0]} image")
+        except Exception as e:  # noqa: BLE001 — reported with the file, the run carries on
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            return ScoreError(path, f"{type(e).__name__}: {lines[-1][:200] if lines else ''}".rstrip(": "))
 
     def score_at_model_size(self, images: Sequence[np.ndarray], batch_size: int = 64) -> tuple[np.ndarray, list[np.ndarray]]:
         """Scores and model-resolution maps of images already at the model's input size (calibration, benchmarks)."""
