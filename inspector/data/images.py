@@ -94,8 +94,10 @@ def read_image(
 
     Decoding goes through the file's bytes + `cv2.imdecode` because `cv2.imread`
     cannot open non-ASCII paths on Windows. Before decoding, the header's
-    width x height is checked against the pixel limit (see `max_image_pixels`).
-    Conversions:
+    width x height is checked against the pixel limit (see `max_image_pixels`),
+    and so is what the decoders would otherwise trust: every PNG chunk must lie
+    inside the file, a JPEG must end after its scan data and be large enough for
+    its size, a TIFF's tiles must not dwarf the image. Conversions:
 
     * 16-bit -> 8-bit by dividing by 257 with rounding (65535 -> 255).
     * float (and other depths): values within [0, 1] are taken as 0..1
@@ -125,7 +127,7 @@ def read_image(
         if check_body is not None:
             check_body()
         image = _decode(path, data, limit)
-        del data
+        del data, check_body  # the file's bytes are not needed any more: free them before converting
         image = _to_uint8(image)
         image = _to_gray_or_rgb(image)
         if channels == 1 and image.ndim == 3:
@@ -165,6 +167,8 @@ def _read_bytes(path: Path, limit: int) -> bytes:
     except IsADirectoryError:
         raise ImageReadError(path, "is a directory") from None
     except PermissionError:
+        if os.path.isdir(path):  # what Windows says for a directory
+            raise ImageReadError(path, "is a directory") from None
         raise ImageReadError(path, "permission denied", transient=True) from None
     except OSError as exc:
         raise ImageReadError(path, exc.strerror or str(exc), transient=True) from None
