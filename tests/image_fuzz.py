@@ -236,10 +236,11 @@ _INTERESTING_32 = [0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0x00010000, 0x0000FFFF, 0
 
 
 def make_case(index: int, seed: int = 0, max_pixels: int = 100_000_000) -> Case:
-    """Fuzz case ``index``: random bytes, a truncated / bit-flipped / overwritten seed, or a crafted header.
+    """Fuzz case ``index``: random bytes; a truncated, bit-flipped or overwritten seed; a seed with
+    another size in its header; a crafted header; or a small TIFF with a huge deflated tile.
 
-    Crafted headers claim sizes around ``max_pixels`` (just over: refused; just under: decoded or
-    refused by the decoder) or far beyond any limit.
+    Sizes are drawn around ``max_pixels`` (just over: refused; just under: decoded or refused by
+    the decoder), far beyond any limit, or small.
     """
     rng = random.Random(seed * 1_000_003 + index)
     seeds = seed_files()
