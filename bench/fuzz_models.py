@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = sum(c[f] for f in FAILURES)
         print(f"{kind:<10} {sum(c.values()):>6} {c['loaded']:>7} {c['refused']:>8} {failed:>7} {slowest[kind]:>10.2f}")
     print("most frequent refusals:")
-    for reason, n in reasons.most_common(12):
+    for reason, n in reasons.most_common(20):
         print(f"  {n:>5}  {reason}")
     for kind, outcome, detail in findings[:20]:
         print(f"FAIL {kind} {outcome}: {detail}")

@@ -22,7 +22,7 @@ import torch
 
 from inspector.engine.bundle import ModelBundle, ModelFileError, ModelInfo, read_info
 from inspector.engine.threshold import Threshold
-from inspector.models import create_model, get_method, method_names
+from inspector.models import create_meta_model, create_model, get_method, method_names
 from inspector.models.base import option_range
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,6 +146,7 @@ def _peak_rss_of_a_load(path: Path) -> tuple[float, float, str]:
         "except ModelFileError as e:\n"
         "    error = str(e)\n"
         "grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024\n"
+        "assert 'sympy' not in sys.modules, 'the meta build pulled in sympy (seconds on the first load)'\n"
         "print(time.perf_counter() - t, grew, error, sep='\\t')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -272,6 +273,16 @@ def test_bad_hyper_parameters_are_one_clear_value_error_when_training_too():
     with pytest.raises(ValueError, match="param 'pretrained' must be true or false, got 1"):
         create_model("tl-ganomaly", image_size=32, pretrained=1)
     assert create_model("ganomaly", image_size=32, nz=8, width=4, w_con=5).config.w_con == 5.0  # an int is a number
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_the_shapes_only_network_matches_the_real_one(method):
+    """The header check's network (meta device, no memory) has the real one's names, shapes and dtypes."""
+    options = {"image_size": 32} | ({"pretrained": False} if "pretrained" in get_method(method).Config.__dataclass_fields__ else {})
+    meta = create_meta_model(method, **options).state_dict()
+    real = create_model(method, **options).state_dict()
+    assert {v.device.type for v in meta.values()} == {"meta"}
+    assert [(k, v.shape, v.dtype) for k, v in meta.items()] == [(k, v.shape, v.dtype) for k, v in real.items()]
 
 
 @pytest.mark.parametrize("method", method_names())

@@ -27,7 +27,7 @@ from inspector import __version__
 from inspector.atomic import write_bytes_atomic
 from inspector.engine.modelref import VERSION_MAX, ModelRefError, check_name
 from inspector.engine.threshold import Threshold
-from inspector.models import AnomalyModel, create_model, get_method, method_names
+from inspector.models import AnomalyModel, create_meta_model, create_model, get_method, method_names
 
 MODEL_SUFFIX = ".inspector"
 FORMAT_VERSION = 1
@@ -346,8 +346,7 @@ def _check_weights(path: Path, method: str, config: dict[str, Any], tensors: dic
     """The file's tensors against the network ``config`` builds, built on the meta device (shapes
     only, no memory), through the method's own load hooks (a method may adapt an older layout)."""
     try:
-        with torch.device("meta"):
-            model = create_model(method, **config)
+        model = create_meta_model(method, **config)
     except ValueError as e:
         raise ModelFileError(f"{path}: settings of method '{method}': {e}") from None
     except Exception as e:  # noqa: BLE001 — settings that pass the checks but still cannot build
