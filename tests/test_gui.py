@@ -189,6 +189,25 @@ def test_cancelled_training_stores_nothing_and_the_window_stays_usable(qtbot, wi
     assert window.data_page.proxy.rowCount() == 32
 
 
+def test_training_started_again_after_a_cancel_resumes_from_its_checkpoint(qtbot, window, tmp_home, parts_dir, monkeypatch):
+    """Ctrl+T works again after a cancel, and the same settings say they resume."""
+    open_folder(qtbot, window, parts_dir, monkeypatch)
+    page = window.train_page
+    page.select_method("ganomaly")
+    page.set_form(**{**TINY, "epochs": 500})
+    key(qtbot, window, "Ctrl+T")
+    qtbot.waitUntil(lambda: any(tmp_home.rglob("*.ckpt")), timeout=30000)  # an epoch is done
+    with qtbot.waitSignal(page.trainingCancelled, timeout=30000):
+        key(qtbot, window, "Esc")
+    messages = []
+    window.session.info.connect(messages.append)
+    window.session.error.connect(messages.append)
+    key(qtbot, window, "Ctrl+T")
+    qtbot.waitUntil(lambda: any(m.startswith("Resuming from epoch") for m in messages), timeout=30000)
+    with qtbot.waitSignal(page.trainingCancelled, timeout=30000):
+        key(qtbot, window, "Esc")
+
+
 def test_a_method_that_cannot_be_imported_is_listed_disabled_with_the_reason(qtbot, tmp_home, monkeypatch):
     from inspector.gui.main_window import MainWindow
     from inspector.models import registry

@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self.train_page.inspectRequested.connect(lambda: self.show_page("results"))
         self.train_page.evaluateRequested.connect(self.evaluate)
         self.train_page.trainingStarted.connect(self._update_actions)
+        self.train_page.trainingEnded.connect(self._update_actions)  # Ctrl+T works again after a cancel or failure
         self.train_page.trainingFinished.connect(lambda entry: setattr(self.settings, "last_model", entry.info.ref))
         self.evaluate_page.thresholdSaved.connect(lambda entry: setattr(self.settings, "last_model", entry.info.ref))
 

@@ -67,6 +67,7 @@ class TrainPage(QWidget):
     trainingFinished = Signal(object)  # registry Entry
     trainingCancelled = Signal()
     trainingFailed = Signal(str)
+    trainingEnded = Signal()  # after any of the three above, once the job is no longer running
     inspectRequested = Signal()
     evaluateRequested = Signal()
 
@@ -439,7 +440,7 @@ class TrainPage(QWidget):
 
     def _on_event(self, event) -> None:
         from inspector.engine.events import TrainProgress
-        from inspector.engine.trainer import ImagesSkipped, SampleReconstructions
+        from inspector.engine.trainer import ImagesSkipped, SampleReconstructions, TrainNotice
 
         if isinstance(event, TrainProgress):
             if event.phase == "train":
@@ -457,6 +458,8 @@ class TrainPage(QWidget):
         elif isinstance(event, SampleReconstructions):
             self.samples.title.setText(f"Sample reconstructions after epoch {event.epoch} (top: held-out good images, bottom: reconstructions)")
             self.samples.set_image(sample_strip(event.originals, event.reconstructions))
+        elif isinstance(event, TrainNotice):  # resumed from a checkpoint, or one was not usable
+            (self.session.info if event.kind == "resumed" else self.session.error).emit(event.message[:1].upper() + event.message[1:] + ".")
         elif isinstance(event, ImagesSkipped):
             self.session.add_unreadable({p: r for p, r in event.report.failed})
             self.session.error.emit(f"{len(event.report.failed)} unreadable image(s) were left out of training (see the Data page).")
@@ -508,6 +511,7 @@ class TrainPage(QWidget):
         self._plot_timer.stop()
         self._redraw()
         self._update_state()
+        self.trainingEnded.emit()
 
 
 def _group(title: str, *contents) -> QGroupBox:
