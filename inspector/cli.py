@@ -7,7 +7,6 @@ traceback). ``--json`` prints machine-readable output only, on stdout.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -20,6 +19,9 @@ from inspector.engine.demo import DEMO_METHOD
 
 EXIT_ERROR = 2
 EXIT_UNREADABLE = 3
+MAX_EPOCHS = 10_000
+MAX_BATCH = 4096
+MAX_SEED = 2**32 - 1
 
 
 class CliError(Exception):
@@ -70,6 +72,42 @@ def _fmt(value: Any) -> str:
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error style: one line on stderr, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
+def _number_in(kind: type, low: float | None, high: float | None, low_open: bool = False, power_of_two: bool = False):
+    """An argparse type: a number of ``kind`` in [low, high] (``low_open``: (low, high]), refused at
+    parse time with the allowed range in the message."""
+    def shown(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    if high is None:
+        span = f"{'more than' if low_open else 'at least'} {shown(low)}"
+    else:
+        span = f"more than {shown(low)} and at most {shown(high)}" if low_open else f"{shown(low)}..{shown(high)}"
+    what = "a power of two" if power_of_two else "a whole number" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} {span}, got '{text}'") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected {what} {span}, got '{text}'")
+        below = value <= low if low_open else value < low
+        if below or (high is not None and value > high) or (power_of_two and value & (value - 1)):
+            raise argparse.ArgumentTypeError(f"must be {what} {span}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _registry():
@@ -203,20 +241,54 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overlay_names(files: list[Path], bases: dict[Path, Path], out: Path):
+    """Where each file's overlay goes: its path relative to the common parent of the command
+    line's paths, mirrored under ``out``, plus ``_overlay.png`` (``a/x.png`` ->
+    ``OUT/a/x.png_overlay.png``), so ``a/x.png``, ``b/x.png`` and ``a/x.jpg`` never share one; a
+    file named twice gets ``-2``, ``-3``... Every path is checked to lie inside ``out``."""
+    from inspector.engine.modelref import inside
+
+    roots = [os.path.abspath(b) for b in bases.values()]
+    try:
+        common = Path(os.path.commonpath(roots)) if roots else Path.cwd()
+    except ValueError:  # different drives (Windows): keep each path's own folder
+        common = None
+    taken: set[str] = set()
+    names: list[tuple[Path, Path]] = []
+    for f in files:
+        absolute = Path(os.path.abspath(f))
+        rel = absolute.relative_to(common) if common is not None else Path(absolute.name)
+        parts, name = rel.parts[:-1], rel.name + "_overlay"
+        candidate, n = Path(*parts, name + ".png"), 1
+        while candidate.as_posix().lower() in taken:  # lower: also unique on case-insensitive disks
+            n += 1
+            candidate = Path(*parts, f"{name}-{n}.png")
+        taken.add(candidate.as_posix().lower())
+        names.append((f, inside(out, *candidate.parts)))
+    return names
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from inspector.data.images import ImageReadError, list_images, write_image
     from inspector.engine.predictor import Predictor
+    from inspector.engine.results_store import write_csv
 
     predictor = Predictor.open(args.model, device=args.device, registry=_registry())
     files: list[Path] = []
+    bases: dict[Path, Path] = {}  # each command-line path's folder: overlays mirror the tree below their common parent
     for item in map(Path, args.paths):
         if item.is_dir():
             files += list_images(item, recursive=args.recursive)
+            bases[item] = item
         elif item.exists():
             files.append(item)
+            bases[item] = item.parent
         else:
             raise CliError(f"no such file or folder: {item}")
     out = Path(args.out) if args.out else None
+    overlays: dict[Path, list[Path]] = {}  # a file named twice is yielded twice: each time the next of its names
+    for f, name in (_overlay_names(files, bases, out) if out is not None else []):
+        overlays.setdefault(f, []).append(name)
     rows, failed = [], []
     bar = ProgressBar("scoring", not args.json and out is not None)
     for path, result in predictor.predict_paths(files, batch_size=args.batch_size, progress=lambda p: bar.update(p.done, p.total)):
@@ -227,7 +299,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         row = {"path": str(path), "score": result.score, "threshold": result.threshold, "decision": result.decision}
         if out is not None:
-            overlay = out / f"{path.stem}_overlay.png"
+            overlay = overlays[path].pop(0)
             write_image(overlay, result.overlay(args.opacity))
             row["overlay"] = str(overlay)
         rows.append(row)
@@ -235,13 +307,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{result.decision}  {result.score:10.5g}  {path}")
     bar.close()
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["path", "score", "threshold", "decision", "error"])
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: row[k] for k in ("path", "score", "threshold", "decision")})
-            for fail in failed:
-                writer.writerow({"path": fail["path"], "error": fail["reason"]})
+        write_csv(args.csv, ["path", "score", "threshold", "decision", "error"],
+                  [[r["path"], r["score"], r["threshold"], r["decision"], ""] for r in rows]
+                  + [[f["path"], "", "", "", f["reason"]] for f in failed],
+                  text_columns=("path", "error"))
     ng = sum(r["decision"] == "NG" for r in rows)
     if args.json:
         _print_json({"model": predictor.info.ref, "results": rows, "unreadable": failed})
@@ -348,7 +417,25 @@ def _live_model(ref: str, device: str, registry):
     return predictor, (None if is_file or "@" in str(ref) else str(ref))
 
 
+EXIT_NOT_STORED = 4  # live: some results could not be stored (disk full, database locked, ...)
+EXIT_NOT_JUDGED = 5  # live: some frames could not be scored (recorded as NG with the reason)
+LIVE_WARN_EVERY_S = 30.0  # live: a repeated problem of one kind is printed at most this often
+
+
+def _roi_arg(text: str):
+    """argparse type for ``--roi``: four whole numbers x,y,w,h, refused at parse time."""
+    from inspector.engine.live import parse_roi
+
+    try:
+        return parse_roi(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_live(args: argparse.Namespace) -> int:
+    """Exit 0 when every frame was judged and stored; EXIT_NOT_STORED when any result was not
+    stored, EXIT_NOT_JUDGED when any frame could not be scored, EXIT_ERROR when the run could
+    not go on as set up (e.g. the ROI does not fit in the frames), 130 on Ctrl-C."""
     import signal
 
     from inspector.data.sources import SourceState, open_source
@@ -356,7 +443,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from inspector.engine.results_store import ResultsStore
 
     try:
-        roi = parse_roi(args.roi)
+        roi = parse_roi(args.roi)  # already checked by the parser; kept for callers that build args by hand
     except ValueError as e:
         raise CliError(str(e)) from None
     registry = _registry()
@@ -375,14 +462,15 @@ def cmd_live(args: argparse.Namespace) -> int:
     def on_result(r) -> None:
         if args.json:
             print(json.dumps({
-                "event": "result", "id": r.record_id, "time": r.frame.timestamp, "source": r.frame.source,
-                "frame": r.frame.frame_id, "name": r.frame.name, "model": r.model_ref, "score": r.score,
-                "threshold": r.threshold, "decision": r.decision, "latency_ms": round(r.latency_ms, 2),
+                "event": "result", "id": r.record_id, "stored": r.stored, "time": r.frame.timestamp,
+                "source": r.frame.source, "frame": r.frame.frame_id, "name": r.frame.name, "model": r.model_ref,
+                "score": _json_number(r.score), "threshold": _json_number(r.threshold), "decision": r.decision,
+                "latency_ms": round(r.latency_ms, 2),
             }), flush=True)
         elif r.decision == "NG" or args.verbose:
             label = f" {r.frame.name}" if r.frame.name else ""
             print(f"{r.decision}  {r.score:10.5g} / {r.threshold:<10.5g} frame {r.frame.frame_id}{label}  "
-                  f"{r.model_ref}  {r.latency_ms:.0f} ms  #{r.record_id}", flush=True)
+                  f"{r.model_ref}  {r.latency_ms:.0f} ms  {f'#{r.record_id}' if r.stored else 'NOT STORED'}", flush=True)
 
     def on_state(change) -> None:
         if args.json:
@@ -391,8 +479,25 @@ def cmd_live(args: argparse.Namespace) -> int:
         retry = f" (retry {change.attempt} in {change.retry_in_s:.1f} s)" if change.state == SourceState.LOST else ""
         print(f"source {change.state.value}: {change.message}{retry}", file=sys.stderr, flush=True)
 
+    warned: dict[str, list] = {}  # kind -> [when last printed, how many not printed since]
+
     def on_error(error) -> None:
-        print(f"warning: {error.message}", file=sys.stderr, flush=True)
+        """Each kind of problem printed at once, then at most every LIVE_WARN_EVERY_S seconds with
+        a count of those not printed: a full disk must not bury the console; the summary counts all."""
+        if error.fatal:
+            return  # printed once, as the command's error line
+        now = time.monotonic()
+        seen = warned.get(error.kind)
+        if seen is not None and now - seen[0] < LIVE_WARN_EVERY_S:
+            seen[1] += 1
+            return
+        more = seen[1] if seen else 0
+        warned[error.kind] = [now, 0]
+        if args.json:
+            print(json.dumps({"event": "error", "kind": error.kind, "frame": error.frame_id, "message": error.message,
+                              "not_shown_before": more}), flush=True)
+        else:
+            print(f"warning: {error.message}{f' ({more} more like it not shown)' if more else ''}", file=sys.stderr, flush=True)
 
     live = LiveInspector(source, predictor, store, roi=roi, max_frames=args.max_frames,
                          on_result=on_result, on_state=on_state, on_error=on_error)
@@ -400,7 +505,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         live.follow_registry(registry, follow, device=args.device)
 
     def stats_line(s) -> str:
-        return (f"inspected {s.inspected}, NG {s.ng} ({100 * s.ng_rate:.1f} %), {s.fps:.1f} fps, latency p50 "
+        problems = (f", {s.unsaved} NOT STORED" if s.unsaved else "") + (f", {s.unjudged} not judged" if s.unjudged else "")
+        return (f"inspected {s.inspected}, NG {s.ng} ({100 * s.ng_rate:.1f} %){problems}, {s.fps:.1f} fps, latency p50 "
                 f"{s.latency_p50_ms:.0f} ms p95 {s.latency_p95_ms:.0f} ms, dropped {s.dropped}, model {s.model}, "
                 f"source {s.source_state}")
 
@@ -428,14 +534,29 @@ def cmd_live(args: argparse.Namespace) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     s = live.stats()
+    code = (130 if interrupted else EXIT_ERROR if live.fatal is not None else EXIT_NOT_STORED if s.unsaved
+            else EXIT_NOT_JUDGED if s.unjudged else 0)
     if args.json:
         print(json.dumps({"event": "summary", "inspected": s.inspected, "ng": s.ng, "ng_rate": s.ng_rate,
+                          "unsaved": s.unsaved, "unjudged": s.unjudged, "fatal": s.fatal or None,
                           "fps": s.fps, "latency_p50_ms": s.latency_p50_ms, "latency_p95_ms": s.latency_p95_ms,
-                          "dropped": s.dropped, "errors": s.errors, "db": str(store.path)}), flush=True)
+                          "dropped": s.dropped, "errors": s.errors, "db": str(store.path), "exit_code": code}), flush=True)
     else:
         print(stats_line(s), file=sys.stderr)
+        if s.unjudged:
+            print(f"{s.unjudged} frame(s) could not be judged (recorded as NG with the reason where the store allowed)",
+                  file=sys.stderr)
+        if s.unsaved:
+            print(f"{s.unsaved} results NOT stored (latest: {s.store_alarm})", file=sys.stderr)
         print(f"results in {store.path}", file=sys.stderr)
-    return 130 if interrupted else 0
+    if live.fatal is not None and not interrupted:
+        print(f"error: {live.fatal.message}", file=sys.stderr)
+    return code
+
+
+def _json_number(value: float) -> float | None:
+    """A float for JSON output; nan and inf (not valid JSON) become null."""
+    return value if math.isfinite(value) else None
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -456,14 +577,17 @@ def cmd_history(args: argparse.Namespace) -> int:
         if args.json:
             _print_json({
                 "db": str(db), "counts": counts, "csv": args.csv, "exported": exported,
-                "results": [r.to_dict() | {"image": str(store.image_path(r)) if r.image else None} for r in rows],
+                "results": [r.to_dict() | {"image": str(store.image_path(r)) if r.image else None,
+                                           "score": _json_number(r.score), "threshold": _json_number(r.threshold)}
+                            for r in rows],
             })
             return 0
         if rows:
             print(f"{'time':23s} {'id':>7s} {'dec':3s} {'score':>10s} {'threshold':>10s}  {'model':20s} {'frame':>7s}  {'feedback':11s} source")
             for r in rows:
                 print(f"{r.when.strftime('%Y-%m-%d %H:%M:%S.%f')[:23]} {r.id:7d} {r.decision:3s} {r.score:10.4g} "
-                      f"{r.threshold:10.4g}  {r.model_ref:20s} {r.frame_id:7d}  {(r.feedback or '-'):11s} {r.source}")
+                      f"{r.threshold:10.4g}  {r.model_ref:20s} {r.frame_id:7d}  {(r.feedback or '-'):11s} {r.source}"
+                      f"{f'  (not scored: {r.error})' if r.error else ''}")
         rate = 100 * counts["NG"] / counts["total"] if counts["total"] else 0.0
         shown = f"; showing the newest {len(rows)}" if counts["total"] > len(rows) else ""
         print(f"{counts['total']} result(s) match ({counts['NG']} NG, {rate:.1f} %){shown}; database {db}", file=sys.stderr)
@@ -532,7 +656,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from inspector import __version__
 
-    p = argparse.ArgumentParser(prog="inspector", description="Visual inspection with GAN anomaly detection.")
+    p = _Parser(prog="inspector", description="Visual inspection with GAN anomaly detection.")
     p.add_argument("--version", action="version", version=f"inspector {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -576,11 +700,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="score images or folders")
     pr.add_argument("model", metavar="MODEL")
     pr.add_argument("paths", metavar="PATH", nargs="+")
-    pr.add_argument("--out", metavar="DIR", help="write overlay PNGs here")
+    pr.add_argument("--out", metavar="DIR", help="write overlay PNGs here, mirroring the folders below the paths' "
+                                                 "common parent: a/x.png -> DIR/a/x.png_overlay.png")
     pr.add_argument("--csv", metavar="FILE", help="write scores and decisions as CSV")
-    pr.add_argument("--opacity", type=float, default=0.5)
+    pr.add_argument("--opacity", type=_number_in(float, 0.0, 1.0), default=0.5, help="heat map opacity, 0..1")
     pr.add_argument("--recursive", action="store_true")
-    pr.add_argument("--batch-size", type=int, default=16)
+    pr.add_argument("--batch-size", type=_number_in(int, 1, MAX_BATCH), default=16, help=f"1..{MAX_BATCH}")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--strict", action="store_true", help=f"exit {EXIT_UNREADABLE} when any file was unreadable")
     pr.add_argument("--json", action="store_true")
@@ -593,20 +718,26 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
 
-    lv = sub.add_parser("live", help="inspect a camera, stream, video file or watched folder live (headless)")
+    lv = sub.add_parser("live", help="inspect a camera, stream, video file or watched folder live (headless)",
+                        epilog=f"exit codes: 0 every frame judged and stored; {EXIT_NOT_STORED} some results were NOT "
+                               f"stored (disk full, database locked, images folder not writable); {EXIT_NOT_JUDGED} some "
+                               f"frames could not be scored (stored as NG with the reason); {EXIT_ERROR} an error (e.g. the "
+                               f"ROI does not fit in the frames); 130 interrupted")
     lv.add_argument("--source", required=True, metavar="SOURCE", help="camera index (0), stream URL (rtsp://, http://), video file, or a folder to watch for new images")
     lv.add_argument("--model", required=True, metavar="MODEL", help="registry name (follows promote/rollback), name@vN, or model file")
     lv.add_argument("--db", metavar="PATH", help="results database (default: results/results.sqlite in the data folder)")
-    lv.add_argument("--max-frames", type=int, metavar="N", help="stop after N inspected frames")
-    lv.add_argument("--roi", metavar="x,y,w,h", help="inspect only this region of each frame (pixels)")
-    lv.add_argument("--save-ok-every", type=int, default=0, metavar="N", help="also keep the image of every N-th OK frame (NG frames are always kept)")
+    lv.add_argument("--max-frames", type=_number_in(int, 1, None), metavar="N", help="stop after N frames (at least 1)")
+    lv.add_argument("--roi", type=_roi_arg, metavar="x,y,w,h",
+                    help="inspect only this region of each frame: four whole numbers in pixels, x,y >= 0, w,h >= 1; "
+                         "it must fit in the frames")
+    lv.add_argument("--save-ok-every", type=_number_in(int, 0, None), default=0, metavar="N", help="also keep the image of every N-th OK frame (NG frames are always kept)")
     lv.add_argument("--loop", action="store_true", help="video file: start again at the end")
     lv.add_argument("--realtime", action="store_true", help="video file: play at its frame rate like a camera (frames may be dropped)")
-    lv.add_argument("--fps", type=float, help="video file: play at this rate (implies --realtime)")
+    lv.add_argument("--fps", type=_number_in(float, 0.0, 1000.0, low_open=True), help="video file: play at this rate (implies --realtime)")
     lv.add_argument("--include-existing", action="store_true", help="folder: also inspect the images already there")
     lv.add_argument("--recursive", action="store_true", help="folder: watch sub-folders too")
-    lv.add_argument("--durable", action="store_true", help="fsync every result (survives power loss, slower)")
-    lv.add_argument("--stats-every", type=float, default=10.0, metavar="S", help="print statistics every S seconds (0 = never)")
+    lv.add_argument("--durable", action="store_true", help="fsync every result and its image before going on (survives power loss, slower)")
+    lv.add_argument("--stats-every", type=_number_in(float, 0.0, None), default=10.0, metavar="S", help="print statistics every S seconds (0 = never)")
     lv.add_argument("--device", default="auto")
     lv.add_argument("--verbose", action="store_true", help="print every result, not only NG ones")
     lv.add_argument("--json", action="store_true", help="one JSON object per line: results, source states, a summary")
@@ -620,8 +751,8 @@ def build_parser() -> argparse.ArgumentParser:
     hi.add_argument("--feedback", choices=("false_alarm", "confirmed", "any", "none"))
     hi.add_argument("--since", metavar="TIME", help="ISO date/time, 'today', or a span back from now: 30m, 2h, 1d")
     hi.add_argument("--until", metavar="TIME")
-    hi.add_argument("--limit", type=int, default=50, help="rows to list, newest first (default 50; --csv gets all)")
-    hi.add_argument("--csv", metavar="FILE", help="export every matching result as CSV")
+    hi.add_argument("--limit", type=_number_in(int, 0, None), default=50, help="rows to list, newest first (default 50, 0 = all; --csv gets all)")
+    hi.add_argument("--csv", metavar="FILE", help="export every matching result as CSV (text cells made safe for spreadsheets)")
     hi.add_argument("--json", action="store_true")
     hi.set_defaults(func=cmd_history)
 
@@ -647,7 +778,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a refused argument (already printed)
+        return e.code if isinstance(e.code, int) else EXIT_ERROR
     try:
         if not getattr(args, "window", False):  # the app limits threads in its background start-up (torch loads there)
             from inspector.engine.device import limit_threads
