@@ -150,12 +150,12 @@ def _train_config(args: argparse.Namespace):
 
     cls = get_method(args.method)  # clear error for an unknown method before any work
     defaults = cls.Config()
-    return TrainConfig(
+    return TrainConfig(  # validated on construction: bad settings are refused before any work
         method=args.method,
-        image_size=args.image_size or defaults.image_size,
-        channels=args.channels or defaults.channels,
-        epochs=args.epochs or cls.train_defaults["epochs"],
-        batch_size=args.batch_size or cls.train_defaults["batch_size"],
+        image_size=defaults.image_size if args.image_size is None else args.image_size,
+        channels=defaults.channels if args.channels is None else args.channels,
+        epochs=cls.train_defaults["epochs"] if args.epochs is None else args.epochs,
+        batch_size=cls.train_defaults["batch_size"] if args.batch_size is None else args.batch_size,
         seed=args.seed,
         device=args.device,
         amp=not args.no_amp,
@@ -170,10 +170,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from inspector.data.datasets import open_dataset
     from inspector.engine.bundle import ModelBundle
     from inspector.engine.events import TrainProgress
-    from inspector.engine.trainer import ImagesSkipped
+    from inspector.engine.modelref import check_name
+    from inspector.engine.trainer import ImagesSkipped, TrainNotice
     from inspector.engine.workflow import train_dataset
 
     config = _train_config(args)
+    if args.name:
+        check_name(args.name)  # before any work: the name becomes a folder and a checkpoint file
     dataset = open_dataset(Path(args.data), seed=args.seed)
     registry = _registry()
     init_from = ModelBundle.load(registry.resolve(args.init_from)) if args.init_from else None
@@ -190,6 +193,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif isinstance(event, ImagesSkipped):
             for path, reason in event.report.failed:
                 print(f"skipped unreadable image {path}: {reason}", file=sys.stderr)
+        elif isinstance(event, TrainNotice):  # resumed from a checkpoint, or a checkpoint ignored
+            print(event.message if event.kind == "resumed" else f"warning: {event.message}", file=sys.stderr)
 
     entry = train_dataset(dataset, config, registry, args.name, on_event, init_from=init_from, resume=not args.restart)
     info = entry.info
@@ -325,19 +330,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from inspector.engine.modelref import ModelRef
+
     registry = _registry()
     if args.action == "list":
-        entries = registry.list()
-        if args.json:
-            _print_json([_entry_summary(e) | {"versions": len(registry.versions(e.name))} for e in entries])
-        elif not entries:
-            print(f"no models yet in {registry.root}")
-        else:
-            print(f"{'name':28s} {'in use':>6s} {'latest':>6s} {'method':22s} {'threshold':>10s}  created")
-            for e in entries:
-                latest = registry.latest(e.name).version
-                print(f"{e.name:28s} {'v' + str(e.version):>6s} {'v' + str(latest):>6s} {e.info.method:22s} {e.info.threshold.value:10.4g}  {e.info.created}")
-        return 0
+        return _models_list(registry, args.json)
     if not args.model:
         raise CliError(f"models {args.action} needs a model name")
     if args.action == "show":
@@ -352,40 +349,89 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             print(json.dumps(data, indent=2, default=str))
         return 0
+    if args.action == "import":
+        entry = registry.import_file(_existing_file(args.model), name=args.name)
+        if args.json:
+            _print_json(_entry_summary(entry))
+        else:
+            print(f"imported {args.model} as {entry.info.ref}")
+        return 0
+    if args.action == "export":
+        if not args.new_name:
+            raise CliError("models export needs MODEL DESTINATION")
+        dest = _export_model(registry.resolve(args.model), Path(args.new_name), args.force)
+        print(f"exported to {dest}")
+        return 0
+    ref = ModelRef.parse(args.model)
     if args.action == "delete":
-        name, _, version = args.model.partition("@")
-        count = registry.delete(name, int(version.lstrip("v")) if version else None)
+        count = registry.delete(ref.name, ref.version)
         if args.json:
             _print_json({"deleted": count})
         else:
-            print(f"deleted {count} model file(s) of '{name}'")
+            print(f"deleted {count} model file(s) of '{ref.name}'")
         return 0
     if args.action == "activate":
-        name, _, version = args.model.partition("@")
-        if not version.lstrip("vV").isdigit():
+        if ref.version is None:
             raise CliError("models activate needs NAME@vN, e.g. solar@v2")
-        entry = registry.set_active(name, int(version.lstrip("vV")))
-        message = f"'{name}' now uses version {entry.version} (live inspection following '{name}' switches to it)"
+        entry = registry.set_active(ref.name, ref.version)
         if args.json:
-            _print_json({"name": name, "version": entry.version})
+            _print_json({"name": ref.name, "version": entry.version})
         else:
-            print(message)
+            print(f"'{ref.name}' now uses version {entry.version} (live inspection following '{ref.name}' switches to it)")
         return 0
     if args.action == "rename":
         if not args.new_name:
             raise CliError("models rename needs NAME NEW_NAME")
-        registry.rename(args.model, args.new_name)
-        print(f"renamed '{args.model}' to '{args.new_name}'")
-        return 0
-    if args.action == "export":
-        import shutil
-
-        if not args.new_name:
-            raise CliError("models export needs MODEL DESTINATION")
-        dest = shutil.copy2(registry.resolve(args.model), args.new_name)
-        print(f"exported to {dest}")
+        if ref.version is not None:
+            raise CliError("models rename renames a model with all its versions: give NAME, not NAME@vN")
+        registry.rename(ref.name, args.new_name)
+        print(f"renamed '{ref.name}' to '{args.new_name}'")
         return 0
     raise CliError(f"unknown action {args.action}")
+
+
+def _models_list(registry, as_json: bool) -> int:
+    """The version in use of every model, then every file that cannot be read (listed, not fatal)."""
+    entries, broken = registry.list(), registry.broken()
+    if as_json:
+        _print_json({
+            "models": [_entry_summary(e) | {"versions": len(registry.versions(e.name))} for e in entries],
+            "broken": [{"name": b.name, "version": b.version, "path": str(b.path), "error": b.error} for b in broken],
+        })
+        return 0
+    if not entries and not broken:
+        print(f"no models yet in {registry.root}")
+        return 0
+    if entries:
+        print(f"{'name':28s} {'in use':>6s} {'latest':>6s} {'method':22s} {'threshold':>10s}  created")
+    for e in entries:
+        latest = registry.latest(e.name).version
+        print(f"{e.name:28s} {'v' + str(e.version):>6s} {'v' + str(latest):>6s} {e.info.method:22s} {e.info.threshold.value:10.4g}  {e.info.created}")
+    for b in broken:
+        print(f"{b.name + '@v' + str(b.version):28s} BROKEN  {b.error}")
+    return 0
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise CliError(f"no such model file: {path}")
+    return path
+
+
+def _export_model(source: Path, dest: Path, force: bool) -> Path:
+    """Copy a model file (atomically) to ``dest``, a file or an existing folder; an existing file
+    is overwritten only with ``--force``."""
+    from inspector.atomic import write_bytes_atomic
+    from inspector.engine.bundle import MODEL_SUFFIX, read_info
+
+    info = read_info(source)  # a broken file is not exported
+    if dest.is_dir():
+        dest = dest / f"{info.name or source.stem}-v{info.version}{MODEL_SUFFIX}"
+    if dest.exists() and not force:
+        raise CliError(f"{dest} exists already: choose another destination or add --force to replace it")
+    write_bytes_atomic(dest, source.read_bytes())
+    return dest
 
 
 def _entry_summary(e) -> dict[str, Any]:
@@ -670,17 +716,18 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on the good images of a dataset folder")
     t.add_argument("data", metavar="DATA_DIR", help="MVTec layout, folder + labels.csv, or a flat folder of good images")
     t.add_argument("--method", default="ganomaly", help="see `inspector methods`")
-    t.add_argument("--image-size", type=int, help="input size in pixels, a power of two 32..256 (method default)")
+    t.add_argument("--image-size", type=_number_in(int, 32, 256, power_of_two=True), help="input size in pixels, a power of two 32..256 (method default)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="1 = gray, 3 = RGB (method default)")
-    t.add_argument("--epochs", type=int, help="training epochs (method default)")
-    t.add_argument("--batch-size", type=int, help="training batch size (method default)")
+    t.add_argument("--epochs", type=_number_in(int, 1, MAX_EPOCHS), help=f"training epochs, 1..{MAX_EPOCHS} (method default)")
+    t.add_argument("--batch-size", type=_number_in(int, 1, MAX_BATCH), help=f"training batch size, 1..{MAX_BATCH} (method default)")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     t.add_argument("--name", help="registry name (default: DATASET-METHOD); an existing name gets a new version")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_number_in(int, 0, MAX_SEED), default=0)
     t.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method hyper-parameter (repeatable)")
     t.add_argument("--augment", action="store_true", help="random flips during training")
     t.add_argument("--threshold-mode", default="good-quantile", choices=("good-quantile", "synthetic-f1"))
-    t.add_argument("--false-alarm-rate", type=float, default=0.02, help="target false alarms on held-out good images")
+    t.add_argument("--false-alarm-rate", type=_number_in(float, 0.0, 0.5, low_open=True), default=0.02,
+                   help="target false alarms on held-out good images, more than 0 and at most 0.5")
     t.add_argument("--init-from", metavar="MODEL", help="fine-tune from this model (becomes the parent version)")
     t.add_argument("--restart", action="store_true", help="ignore a checkpoint of an interrupted run")
     t.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
@@ -691,9 +738,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", metavar="MODEL", help="registry name[@vN] or model file")
     e.add_argument("data", metavar="DATA_DIR")
     e.add_argument("--out", metavar="REPORT_DIR", help="write ROC, histogram, confusion matrix, overlays, scores.csv")
-    e.add_argument("--overlays", type=int, default=24, help="how many overlay images the report gets")
+    e.add_argument("--overlays", type=_number_in(int, 0, 10_000), default=24, help="how many overlay images the report gets")
     e.add_argument("--device", default="auto")
-    e.add_argument("--seed", type=int, default=0, help="split seed for folders without a fixed split")
+    e.add_argument("--seed", type=_number_in(int, 0, MAX_SEED), default=0, help="split seed for folders without a fixed split")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 
@@ -711,10 +758,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_predict)
 
-    m = sub.add_parser("models", help="the model registry: list | show | activate | delete | rename | export")
-    m.add_argument("action", choices=("list", "show", "activate", "delete", "rename", "export"), help="activate NAME@vN promotes or rolls back the version in use")
+    m = sub.add_parser("models", help="the model registry: list | show | activate | delete | rename | export | import")
+    m.add_argument("action", choices=("list", "show", "activate", "delete", "rename", "export", "import"),
+                   help="activate NAME@vN promotes or rolls back the version in use; import FILE [--name NAME] adds a model file as a new model")
     m.add_argument("model", nargs="?", metavar="MODEL", help="name, name@vN or file")
     m.add_argument("new_name", nargs="?", metavar="NEW_NAME|DEST")
+    m.add_argument("--name", help="import: the name to register the file under (default: the name in the file)")
+    m.add_argument("--force", action="store_true", help="export: replace an existing destination file")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
 

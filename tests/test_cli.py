@@ -20,7 +20,7 @@ def trained(tmp_home, parts_dir, capsys):
 
 def test_train_registers_a_model_with_threshold(trained, capsys):
     assert main(["models", "list", "--json"]) == 0
-    models = json.loads(capsys.readouterr().out)
+    models = json.loads(capsys.readouterr().out)["models"]
     assert [(m["name"], m["version"], m["method"]) for m in models] == [("parts", 1, "ganomaly")]
     assert models[0]["threshold"] > 0 and models[0]["dataset"] == "parts0"
 
@@ -75,14 +75,14 @@ def test_models_show_delete_and_versions(trained, parts_dir, capsys):
     assert main(["models", "activate", "parts@v1"]) == 0  # roll back
     capsys.readouterr()
     assert main(["models", "list", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["version"] == 1
+    assert json.loads(capsys.readouterr().out)["models"][0]["version"] == 1
     assert main(["models", "activate", "parts@v9"]) == EXIT_ERROR
     assert main(["models", "activate", "parts@v2"]) == 0
     assert main(["models", "delete", "parts@v1"]) == 0
     assert main(["models", "delete", "parts"]) == 0
     capsys.readouterr()
     assert main(["models", "list", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []
+    assert json.loads(capsys.readouterr().out) == {"models": [], "broken": []}
 
 
 @pytest.mark.parametrize(
@@ -102,9 +102,7 @@ def test_errors_are_one_clear_line(tmp_home, capsys, argv, message):
 
 def test_every_command_has_help(capsys):
     for argv in (["--help"], ["train", "--help"], ["eval", "--help"], ["predict", "--help"], ["models", "--help"], ["data", "elpv", "--help"]):
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        assert exit_info.value.code == 0
+        assert main(argv) == 0
     assert "usage" in capsys.readouterr().out
 
 
