@@ -285,7 +285,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if item.is_dir():
             files += list_images(item, recursive=args.recursive)
             bases[item] = item
-        elif item.exists():
+        elif item.exists() or item.is_symlink():  # a broken link is reported as unreadable, with the rest scored
             files.append(item)
             bases[item] = item.parent
         else:

@@ -396,6 +396,18 @@ def test_predict_scores_the_good_images_next_to_the_huge_png(tmp_home, model_fil
         assert reason in reasons[name]
 
 
+def test_predict_reports_a_broken_link_named_on_the_command_line(tmp_home, model_file, tmp_path, capsys):
+    from inspector.cli import main
+
+    good = _good_folder(tmp_path / "inbox", 2, np.random.default_rng(5))
+    link = tmp_path / "gone.png"
+    link.symlink_to(tmp_path / "nowhere.png")
+    assert main(["predict", str(model_file), *map(str, good), str(link), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["results"]) == 2 and [Path(u["path"]).name for u in out["unreadable"]] == ["gone.png"]
+    assert "broken link" in out["unreadable"][0]["reason"]
+
+
 class _FailsOnLargeImages:
     """A real predictor whose model input step fails for images wider than 100 px, as an
     allocation would on a machine short of memory: the one fault the real thing cannot be made
