@@ -212,7 +212,14 @@ class ModelBundle:
         path = Path(path)
         meta = self.info.to_dict()
         ModelInfo.from_dict(json.loads(json.dumps(meta)), source=f"{path}: refused to save")
-        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.model.state_dict().items()}
+        state = self.model.state_dict()
+        size = sum(v.numel() * v.element_size() for v in state.values())
+        if size > MAX_FILE_BYTES - MAX_HEADER_BYTES:
+            raise ModelFileError(
+                f"{path}: refused to save: the weights take {size / 2**20:.0f} MB, more than a model file may hold "
+                f"({MAX_FILE_BYTES >> 20} MB); train with smaller sizes (width, nz, image_size)"
+            )
+        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
         data = save_tensors(tensors, metadata={_META_KEY: json.dumps(meta)})
         write_bytes_atomic(path, data)
         return path
