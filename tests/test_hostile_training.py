@@ -375,3 +375,18 @@ def test_kill_9_after_the_first_checkpoint_then_resume_ends_with_the_weights_of_
     assert_same_weights(killed_home / "data" / "models" / "drill" / "v1.inspector", reference.path)
     assert list(checkpoints.iterdir()) == []
     assert [p for p in killed_home.rglob("*.tmp")] == []
+
+
+def test_settings_that_make_a_model_too_big_to_save_are_refused_before_any_work(tmp_home, parts_dir):
+    """Each size within its bounds, together 3.4 GiB of weights: refused at once, not at the save."""
+    import time
+
+    from inspector.data.images import list_images
+    from inspector.engine.trainer import TrainConfig, TrainConfigError, Trainer
+
+    config = TrainConfig(method="ganomaly", image_size=256, epochs=1, batch_size=2, device="cpu",
+                         params={"width": 128, "nz": 1024, "extra_layers": 2})
+    started = time.monotonic()
+    with pytest.raises(TrainConfigError, match="MB of weights, more than a model file may hold"):
+        Trainer(config).fit(list_images(parts_dir))
+    assert time.monotonic() - started < 10

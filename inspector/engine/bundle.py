@@ -35,6 +35,7 @@ _META_KEY = "inspector"
 MAX_FILE_BYTES = 1 << 30  # no method's model comes near (TL-GANomaly at 256 px: ~60 MB)
 MAX_HEADER_BYTES = 16 << 20  # tensor table + metadata; a real one is a few tens of kB
 MAX_TENSORS = 100_000
+MAX_WEIGHT_BYTES = MAX_FILE_BYTES - MAX_HEADER_BYTES  # the most weights a model file holds
 # safetensors dtype → (torch dtype, bytes per element)
 _DTYPES: dict[str, tuple[torch.dtype, int]] = {
     "F64": (torch.float64, 8), "F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2),
@@ -214,7 +215,7 @@ class ModelBundle:
         ModelInfo.from_dict(json.loads(json.dumps(meta)), source=f"{path}: refused to save")
         state = self.model.state_dict()
         size = sum(v.numel() * v.element_size() for v in state.values())
-        if size > MAX_FILE_BYTES - MAX_HEADER_BYTES:
+        if size > MAX_WEIGHT_BYTES:
             raise ModelFileError(
                 f"{path}: refused to save: the weights take {size / 2**20:.0f} MB, more than a model file may hold "
                 f"({MAX_FILE_BYTES >> 20} MB); train with smaller sizes (width, nz, image_size)"

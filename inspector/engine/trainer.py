@@ -30,13 +30,13 @@ from inspector.data.images import ImageReadError, ReadReport, read_image
 from inspector.data.synthetic import make_defect_set
 from inspector.engine import metrics
 from inspector.atomic import write_bytes_atomic
-from inspector.engine.bundle import ModelBundle, ModelInfo
+from inspector.engine.bundle import MAX_WEIGHT_BYTES, ModelBundle, ModelInfo
 from inspector.engine.device import device_label, limit_threads, select_device
 from inspector.engine.events import CancelToken, TrainProgress
 from inspector.engine.predictor import Predictor
 from inspector.engine.preprocess import NORMALISATION, resize_to_model, to_tensor, to_uint8
 from inspector.engine.threshold import Threshold, check_false_alarm_rate, from_good_scores, with_defects
-from inspector.models import AnomalyModel, StepContext, create_model, get_method
+from inspector.models import AnomalyModel, StepContext, create_meta_model, create_model, get_method
 from inspector.models.base import eval_mode
 
 THRESHOLD_MODES = ("good-quantile", "synthetic-f1")
@@ -286,8 +286,17 @@ class Trainer:
         one-line TrainConfigError here, not an error after minutes of reading images."""
         c = self.config
         try:
+            shapes = create_meta_model(c.method, **c.model_options())  # sizes only, no memory
+            size = sum(t.numel() * t.element_size() for t in shapes.state_dict().values())
+            if size > MAX_WEIGHT_BYTES:
+                raise TrainConfigError(
+                    f"method '{c.method}': these settings make {size / 2**20:.0f} MB of weights, more than a model file "
+                    f"may hold ({MAX_WEIGHT_BYTES >> 20} MB); use smaller sizes (width, nz, image_size)"
+                )
             return create_model(c.method, **c.model_options())
         except (TypeError, ValueError) as e:
+            if isinstance(e, TrainConfigError):
+                raise
             raise TrainConfigError(f"method '{c.method}': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
     def _load(self, paths: Sequence[Path]) -> tuple[list[np.ndarray], ReadReport]:
