@@ -263,3 +263,19 @@ def test_models_page_lists_good_models_and_reports_broken_files(qtbot, tmp_home,
         page.refresh()
     assert page.tree.topLevelItemCount() == 1
     assert len(errors) == 1 and "1 model file(s)" in errors[0] and "junk" in errors[0]
+
+
+def test_the_train_form_offers_only_the_allowed_range_of_each_parameter(qtbot):
+    from inspector.gui.methods import describe_methods
+    from inspector.gui.widgets.param_form import ParamForm
+    from inspector.models.base import option_range
+    from inspector.models import get_method
+
+    choice = next(c for c in describe_methods() if c.name == "ganomaly")
+    form = ParamForm()
+    qtbot.addWidget(form)
+    form.set_fields(choice.params, {"nz": 10**9}, choice.ranges)
+    low, high = option_range(get_method("ganomaly").Config, "nz")
+    assert (form.editors["nz"].minimum(), form.editors["nz"].maximum()) == (low, high)
+    assert form.values()["nz"] == high  # a stored value out of range is brought into it
+    get_method("ganomaly").Config.from_dict(form.values())  # whatever the form offers is valid

@@ -22,6 +22,7 @@ class MethodChoice:
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
     train_defaults: dict[str, int] = field(default_factory=dict)  # the method's own (AnomalyModel.train_defaults)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # each numeric option's allowed range
     error: str | None = None
 
     @property
@@ -48,13 +49,15 @@ class MethodChoice:
 
 def describe_methods() -> list[MethodChoice]:
     from inspector.models import get_method, method_names
+    from inspector.models.base import option_range
 
     choices = []
     for name in method_names():
         try:
             cls = get_method(name)
             defaults = dataclasses.asdict(cls.Config())
-            choices.append(MethodChoice(name, cls.description or name, defaults, dict(cls.train_defaults)))
+            ranges = {k: r for k in defaults if (r := option_range(cls.Config, k)) is not None}
+            choices.append(MethodChoice(name, cls.description or name, defaults, dict(cls.train_defaults), ranges))
         except Exception as e:  # noqa: BLE001 — a method being written may fail in any way
             choices.append(MethodChoice(name, error=f"{type(e).__name__}: {e}"))
     return choices

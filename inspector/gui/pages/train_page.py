@@ -270,7 +270,7 @@ class TrainPage(QWidget):
             return
         self.description.setText(choice.description)
         stored = self.settings.train_form(choice.name)
-        self.params.set_fields(choice.params, stored.get("params"))
+        self.params.set_fields(choice.params, stored.get("params"), choice.ranges)
         self._applying = True
         self.lr.setValue(float(stored.get("lr", choice.defaults.get("lr", 2e-4))))
         self.channels.setCurrentIndex(self.channels.findData(int(stored.get("channels", choice.defaults.get("channels", 1)))))

@@ -18,15 +18,18 @@ class ParamForm(QWidget):
         self.editors: dict[str, QWidget] = {}
         self.defaults: dict[str, Any] = {}
 
-    def set_fields(self, defaults: dict[str, Any], values: dict[str, Any] | None = None) -> None:
+    def set_fields(self, defaults: dict[str, Any], values: dict[str, Any] | None = None,
+                   ranges: dict[str, tuple[float, float]] | None = None) -> None:
+        """``ranges``: each numeric option's allowed range (the method config's bounds)."""
         while self.layout_.rowCount():
             self.layout_.removeRow(0)
         self.editors.clear()
         self.defaults = dict(defaults)
         for key, default in defaults.items():
-            editor = _editor_for(default)
+            span = (ranges or {}).get(key)
+            editor = _editor_for(default, span)
             self.editors[key] = editor
-            editor.setToolTip(f"{key} (default {default})")
+            editor.setToolTip(f"{key} (default {default}" + (f", {span[0]:g}..{span[1]:g})" if span else ")"))
             self.layout_.addRow(key.replace("_", " "), editor)
         self.set_values({**defaults, **(values or {})})
 
@@ -70,17 +73,18 @@ class ParamForm(QWidget):
         return {k: v for k, v in self.values().items() if v != self.defaults.get(k)}
 
 
-def _editor_for(default: Any) -> QWidget:
+def _editor_for(default: Any, span: tuple[float, float] | None = None) -> QWidget:
     if isinstance(default, bool):
         return QCheckBox()
     if isinstance(default, int):
         box = QSpinBox()
-        box.setRange(-1_000_000, 1_000_000)
+        low, high = span or (-1_000_000, 1_000_000)
+        box.setRange(int(max(low, -2**31)), int(min(high, 2**31 - 1)))
         return box
     if isinstance(default, float):
         box = QDoubleSpinBox()
-        box.setDecimals(6)
-        box.setRange(-1e9, 1e9)
+        box.setDecimals(8 if span and 0 < span[0] < 1e-6 else 6)
+        box.setRange(*(span or (-1e9, 1e9)))
         box.setSingleStep(abs(default) / 10 if default else 0.1)
         box.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
         return box
