@@ -359,7 +359,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "export":
         if not args.new_name:
             raise CliError("models export needs MODEL DESTINATION")
-        dest = _export_model(registry.resolve(args.model), Path(args.new_name), args.force)
+        dest = registry.export(args.model, args.new_name, overwrite=args.force)
         print(f"exported to {dest}")
         return 0
     ref = ModelRef.parse(args.model)
@@ -417,21 +417,6 @@ def _existing_file(text: str) -> Path:
     if not path.is_file():
         raise CliError(f"no such model file: {path}")
     return path
-
-
-def _export_model(source: Path, dest: Path, force: bool) -> Path:
-    """Copy a model file (atomically) to ``dest``, a file or an existing folder; an existing file
-    is overwritten only with ``--force``."""
-    from inspector.atomic import write_bytes_atomic
-    from inspector.engine.bundle import MODEL_SUFFIX, read_info
-
-    info = read_info(source)  # a broken file is not exported
-    if dest.is_dir():
-        dest = dest / f"{info.name or source.stem}-v{info.version}{MODEL_SUFFIX}"
-    if dest.exists() and not force:
-        raise CliError(f"{dest} exists already: choose another destination or add --force to replace it")
-    write_bytes_atomic(dest, source.read_bytes())
-    return dest
 
 
 def _entry_summary(e) -> dict[str, Any]:

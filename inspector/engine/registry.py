@@ -189,6 +189,19 @@ class ModelRegistry:
             raise RegistryError(f"a model named '{name}' exists already: import it under another name (--name NEW_NAME)")
         return self.add(bundle, name, parent=bundle.info.parent)
 
+    def export(self, ref: str | Path | ModelRef, dest: Path | str, overwrite: bool = False) -> Path:
+        """Copy a model file (atomically) to ``dest``, a file or an existing folder (then named
+        ``<name>-v<N>.inspector``); an existing file is replaced only with ``overwrite``."""
+        source = self.resolve(ref)
+        info = read_info(source)  # a broken file is not exported
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / f"{info.name or source.stem}-v{info.version}{MODEL_SUFFIX}"
+        if dest.exists() and not overwrite:
+            raise RegistryError(f"{dest} exists already: choose another destination, or replace it (--force)")
+        write_bytes_atomic(dest, source.read_bytes())
+        return dest
+
     def set_active(self, name: str, version: int) -> Entry:
         """Put ``version`` in use (promote a candidate, or roll back to an earlier version)."""
         for entry in self.versions(name):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import math
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -488,10 +487,11 @@ class ModelsPage(QWidget):
         dest, _ = QFileDialog.getSaveFileName(self, "Export model file", suggested, "Model files (*.inspector)")
         if not dest:
             return None
-        dest = Path(dest) if dest.endswith(".inspector") else Path(dest + ".inspector")
+        asked = dest.endswith(".inspector")  # the file dialog asked before replacing this very name
+        dest = Path(dest) if asked else Path(dest + ".inspector")
         try:
-            shutil.copy2(entry.path, dest)
-        except OSError as e:
+            self.session.registry().export(entry.path, dest, overwrite=asked)
+        except Exception as e:  # noqa: BLE001 — a full disk, a broken file: said in the message strip
             self.session.error.emit(f"Could not export to {dest}: {e}")
             return None
         self.session.info.emit(f"Exported {entry.info.ref} to {dest}.")
