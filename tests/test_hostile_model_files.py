@@ -220,7 +220,7 @@ def test_a_model_too_big_for_a_model_file_is_refused_before_it_is_written(tmp_pa
     from inspector.engine import bundle
 
     model = create_model("autoencoder", image_size=32, nz=8, width=4)
-    monkeypatch.setattr(bundle, "MAX_FILE_BYTES", bundle.MAX_HEADER_BYTES + 1000)  # what 1 GB is to a real one
+    monkeypatch.setattr(bundle, "MAX_WEIGHT_BYTES", 1000)  # what 1 GB is to a real one
     with pytest.raises(ModelFileError, match="refused to save: the weights take .* more than a model file may hold"):
         ModelBundle(model, ModelInfo("autoencoder", model.config.to_dict(), Threshold(0.5, "manual"))).save(tmp_path / "big.inspector")
     assert not (tmp_path / "big.inspector").exists()

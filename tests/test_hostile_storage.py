@@ -5,7 +5,6 @@ spreadsheet-safe; predict's overlays never collide. Real SQLite, real files, rea
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import math
@@ -24,7 +23,6 @@ from inspector.atomic import is_temp_file, open_atomic, write_bytes_atomic
 from inspector.cli import EXIT_NOT_STORED, main
 from inspector.data.images import read_image, write_image
 from inspector.data.sources import VideoFileSource, write_video
-from inspector.engine.bundle import ModelBundle
 from inspector.engine.live import LiveInspector, RoiError
 from inspector.engine.predictor import Predictor
 from inspector.engine.results_store import SCHEMA_VERSION, ResultsStore, StoreError, spreadsheet_safe

@@ -28,6 +28,7 @@ from inspector.atomic import write_bytes_atomic
 from inspector.engine.modelref import VERSION_MAX, ModelRefError, check_name
 from inspector.engine.threshold import Threshold
 from inspector.models import AnomalyModel, create_meta_model, create_model, get_method, method_names
+from inspector.text import first_line, shown
 
 MODEL_SUFFIX = ".inspector"
 FORMAT_VERSION = 1
@@ -106,16 +107,10 @@ class _Bad(Exception):
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _Bad(f"{what} must be a finite number, got {_shown(value)}")
+        raise _Bad(f"{what} must be a finite number, got {shown(value)}")
     return float(value)
 
 
-def _shown(value: Any) -> str:
-    try:
-        text = repr(value)
-    except RecursionError:
-        return f"a deeply nested {type(value).__name__}"
-    return text if len(text) <= 60 else f"{text[:50]}… ({len(text)} characters)"
 
 
 _MAX_DEPTH = 32
@@ -147,12 +142,12 @@ def _checked(d: Any) -> dict[str, Any]:
     out = {f.name: d[f.name] for f in dataclasses.fields(ModelInfo) if f.name in d}
     version = out.get("format_version", FORMAT_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise _Bad(f"format_version must be a whole number >= 1, got {_shown(version)}")
+        raise _Bad(f"format_version must be a whole number >= 1, got {shown(version)}")
     if version > FORMAT_VERSION:
         raise _Bad(f"written by a newer inspector (format {version}; this one reads up to {FORMAT_VERSION})")
     method = out["method"]
     if not isinstance(method, str) or method not in method_names():
-        raise _Bad(f"unknown method {_shown(method)}; available: {', '.join(method_names())}")
+        raise _Bad(f"unknown method {shown(method)}; available: {', '.join(method_names())}")
     if not isinstance(out["config"], dict):
         raise _Bad(f"config must be a JSON object, got {type(out['config']).__name__}")
     try:  # every option's type and range (a size decides how much memory the network takes)
@@ -181,7 +176,7 @@ def _checked(d: Any) -> dict[str, Any]:
             raise _Bad(f"{key} is nested more than {_MAX_DEPTH} levels deep")
     for key in ("created", "app_version", "notes"):
         if key in out and not isinstance(out[key], str):
-            raise _Bad(f"{key} must be text, got {_shown(out[key])}")
+            raise _Bad(f"{key} must be text, got {shown(out[key])}")
     name = out.get("name", "")
     if name != "":
         try:
@@ -190,10 +185,10 @@ def _checked(d: Any) -> dict[str, Any]:
             raise _Bad(str(e)) from None
     v = out.get("version", 0)
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= VERSION_MAX:
-        raise _Bad(f"version must be a whole number 0..{VERSION_MAX}, got {_shown(v)}")
+        raise _Bad(f"version must be a whole number 0..{VERSION_MAX}, got {shown(v)}")
     parent = out.get("parent")
     if parent is not None and (not isinstance(parent, str) or len(parent) > 200):
-        raise _Bad(f"parent must be a model reference or null, got {_shown(parent)}")
+        raise _Bad(f"parent must be a model reference or null, got {shown(parent)}")
     return out
 
 
@@ -247,7 +242,7 @@ class ModelBundle:
             model = create_model(info.method, **config)
             model.load_state_dict(load_tensors(data), strict=True)
         except Exception as e:  # noqa: BLE001 — checked above; anything left means the file is unusable
-            raise ModelFileError(f"{path}: weights do not load into method '{info.method}': {_first_line(e)}") from None
+            raise ModelFileError(f"{path}: weights do not load into method '{info.method}': {_error_text(e)}") from None
         model.to(device).eval()
         return cls(model, info)
 
@@ -265,9 +260,6 @@ def _option_names(method: str) -> set[str]:
     return {f.name for f in dataclasses.fields(get_method(method).Config)}
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:300] if text else ''}"
 
 
 @contextlib.contextmanager
@@ -326,14 +318,14 @@ def _parse(path: Path, header: bytes, size: int) -> tuple[dict[str, tuple[str, t
     spans = []
     for name, entry in table.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str) or entry["dtype"] not in _DTYPES:
-            raise ModelFileError(f"{path}: tensor {_shown(name)} has no dtype this reader knows")
+            raise ModelFileError(f"{path}: tensor {shown(name)} has no dtype this reader knows")
         shape, offsets = entry.get("shape"), entry.get("data_offsets")
         if not isinstance(shape, list) or len(shape) > 8 or not all(type(d) is int and 0 <= d <= 1 << 40 for d in shape):
-            raise ModelFileError(f"{path}: tensor {_shown(name)} has an invalid shape {_shown(shape)}")
+            raise ModelFileError(f"{path}: tensor {shown(name)} has an invalid shape {shown(shape)}")
         if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
-            raise ModelFileError(f"{path}: tensor {_shown(name)} has invalid data offsets {_shown(offsets)}")
+            raise ModelFileError(f"{path}: tensor {shown(name)} has invalid data offsets {shown(offsets)}")
         if offsets[1] - offsets[0] != math.prod(shape) * _DTYPES[entry["dtype"]][1]:
-            raise ModelFileError(f"{path}: tensor {_shown(name)}'s data does not match its shape {shape}")
+            raise ModelFileError(f"{path}: tensor {shown(name)}'s data does not match its shape {shape}")
         tensors[name] = (entry["dtype"], tuple(shape))
         spans.append((offsets[0], offsets[1]))
     end = 0  # the data is the tensors back to back, to the end of the file: a truncated file fails here
@@ -358,7 +350,7 @@ def _check_weights(path: Path, method: str, config: dict[str, Any], tensors: dic
     except ValueError as e:
         raise ModelFileError(f"{path}: settings of method '{method}': {e}") from None
     except Exception as e:  # noqa: BLE001 — settings that pass the checks but still cannot build
-        raise ModelFileError(f"{path}: method '{method}' cannot be built from its settings ({_first_line(e)})") from None
+        raise ModelFileError(f"{path}: method '{method}' cannot be built from its settings ({_error_text(e)})") from None
     fake = {k: torch.empty(shape, dtype=_DTYPES[dtype][0], device="meta") for k, (dtype, shape) in tensors.items()}
     try:
         with warnings.catch_warnings():  # a method's load hook may add a real default to the meta state
@@ -366,7 +358,7 @@ def _check_weights(path: Path, method: str, config: dict[str, Any], tensors: dic
             model.load_state_dict(fake, strict=True)
         problem = ""
     except Exception as e:  # noqa: BLE001
-        problem = _first_line(e)
+        problem = _error_text(e)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(fake))
     unexpected = sorted(set(fake) - set(expected))
@@ -376,6 +368,10 @@ def _check_weights(path: Path, method: str, config: dict[str, Any], tensors: dic
     details = []
     for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape or dtype", wrong)):
         if keys and (what == "wrong shape or dtype" or problem):
-            shown = ", ".join(f"{k} {tuple(fake[k].shape)} {fake[k].dtype} (expected {tuple(expected[k].shape)} {expected[k].dtype})" if what.startswith("wrong") else k for k in keys[:3])
-            details.append(f"{len(keys)} {what}: {shown}")
+            listed = ", ".join(f"{k} {tuple(fake[k].shape)} {fake[k].dtype} (expected {tuple(expected[k].shape)} {expected[k].dtype})" if what.startswith("wrong") else k for k in keys[:3])
+            details.append(f"{len(keys)} {what}: {listed}")
     raise ModelFileError(f"{path}: weights do not match method '{method}' with its settings: {'; '.join(details) or problem}")
+
+
+def _error_text(e: BaseException) -> str:
+    return f"{type(e).__name__}: {first_line(e, 300)}"

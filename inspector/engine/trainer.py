@@ -28,8 +28,8 @@ import torch
 
 from inspector.data.images import ImageReadError, ReadReport, read_image
 from inspector.data.synthetic import make_defect_set
-from inspector.engine import metrics
 from inspector.atomic import write_bytes_atomic
+from inspector.engine import metrics
 from inspector.engine.bundle import MAX_WEIGHT_BYTES, ModelBundle, ModelInfo
 from inspector.engine.device import device_label, limit_threads, select_device
 from inspector.engine.events import CancelToken, TrainProgress
@@ -38,6 +38,7 @@ from inspector.engine.preprocess import NORMALISATION, resize_to_model, to_tenso
 from inspector.engine.threshold import Threshold, check_false_alarm_rate, from_good_scores, with_defects
 from inspector.models import AnomalyModel, StepContext, create_meta_model, create_model, get_method
 from inspector.models.base import eval_mode
+from inspector.text import first_line, shown
 
 THRESHOLD_MODES = ("good-quantile", "synthetic-f1")
 EPOCHS_MAX = 10_000
@@ -57,13 +58,10 @@ class TrainingDiverged(ValueError):
 
 def _whole(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise TrainConfigError(f"{name} must be a whole number {low}..{high}, got {_shown(value)}")
+        raise TrainConfigError(f"{name} must be a whole number {low}..{high}, got {shown(value)}")
     return value
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:50]}… ({len(text)} characters)"
 
 
 @dataclass
@@ -104,27 +102,27 @@ class TrainConfig:
         if size & (size - 1):
             raise TrainConfigError(f"image_size must be a power of two 32..256 (32, 64, 128, 256), got {size}")
         if isinstance(self.channels, bool) or not isinstance(self.channels, int) or self.channels not in (1, 3):
-            raise TrainConfigError(f"channels must be 1 (gray) or 3 (RGB), got {_shown(self.channels)}")
+            raise TrainConfigError(f"channels must be 1 (gray) or 3 (RGB), got {shown(self.channels)}")
         # 0 epochs: no gradient steps, only the fitted statistics (a method's feature Gaussian)
         _whole("epochs", self.epochs, 0, EPOCHS_MAX)
         _whole("batch_size", self.batch_size, 1, BATCH_SIZE_MAX)
         _whole("seed", self.seed, 0, SEED_MAX)
         if not isinstance(self.device, str) or not _DEVICE.match(self.device.lower()):
-            raise TrainConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {_shown(self.device)}")
+            raise TrainConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {shown(self.device)}")
         for name in ("amp", "augment"):
             if not isinstance(getattr(self, name), bool):
-                raise TrainConfigError(f"{name} must be true or false, got {_shown(getattr(self, name))}")
+                raise TrainConfigError(f"{name} must be true or false, got {shown(getattr(self, name))}")
         h = self.holdout_fraction
         if isinstance(h, bool) or not isinstance(h, (int, float)) or not (0.0 < h <= 0.5):
-            raise TrainConfigError(f"holdout_fraction must be a number in (0, 0.5], got {_shown(h)}")
+            raise TrainConfigError(f"holdout_fraction must be a number in (0, 0.5], got {shown(h)}")
         if self.threshold_mode not in THRESHOLD_MODES:
-            raise TrainConfigError(f"threshold_mode must be one of {', '.join(THRESHOLD_MODES)}, got {_shown(self.threshold_mode)}")
+            raise TrainConfigError(f"threshold_mode must be one of {', '.join(THRESHOLD_MODES)}, got {shown(self.threshold_mode)}")
         try:
             check_false_alarm_rate(self.false_alarm_rate)
         except ValueError as e:
             raise TrainConfigError(str(e)) from None
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
-            raise TrainConfigError(f"params must map parameter names to values, got {_shown(self.params)}")
+            raise TrainConfigError(f"params must map parameter names to values, got {shown(self.params)}")
         for key in ("image_size", "channels"):
             if key in self.params:
                 raise TrainConfigError(f"param '{key}' is a training setting: set it as {key} (--{key.replace('_', '-')}), not as a method parameter")
@@ -487,7 +485,7 @@ class Trainer:
             return 0, []
         epoch = state.get("epoch")
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= self.config.epochs:
-            self._notice("checkpoint-unreadable", f"checkpoint {path} is unreadable (epoch {_shown(epoch)}); starting over")
+            self._notice("checkpoint-unreadable", f"checkpoint {path} is unreadable (epoch {shown(epoch)}); starting over")
             return 0, []
         weights = {k: v.clone() for k, v in model.state_dict().items()}
         optimizers = model.optimizer_state()
@@ -501,16 +499,12 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 — a damaged state: back to the fresh network, start over
             model.load_state_dict(weights)
             model.load_optimizer_state(optimizers)
-            self._notice("checkpoint-unreadable", f"checkpoint {path} is unreadable ({_first_line(e)}); starting over")
+            self._notice("checkpoint-unreadable", f"checkpoint {path} is unreadable ({first_line(e)}); starting over")
             return 0, []
         self._notice("resumed", f"resuming from epoch {epoch} of {self.config.epochs} ({path.name})", epoch)
         return epoch, history
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    line = text[0] if text else type(e).__name__
-    return line if len(line) <= 120 else line[:117] + "..."
 
 
 def _rng_state() -> dict[str, Any]:

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from inspector.text import shown
+
 
 TEXT_MAX = 4096  # characters of any text option (paths, modes)
 
@@ -40,12 +42,6 @@ def option_range(cls: type, name: str) -> tuple[float, float] | None:
     return None
 
 
-def _shown(value: Any) -> str:
-    try:
-        text = repr(value)
-    except RecursionError:
-        return f"a deeply nested {type(value).__name__}"
-    return text if len(text) <= 60 else f"{text[:50]}… ({len(text)} characters)"
 
 
 def check_option(cls: type, name: str, kind: type, value: Any) -> Any:
@@ -55,25 +51,25 @@ def check_option(cls: type, name: str, kind: type, value: Any) -> Any:
     bounds = option_range(cls, name)
     if kind is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"param '{name}' must be true or false, got {_shown(value)}")
+            raise ValueError(f"param '{name}' must be true or false, got {shown(value)}")
         return value
     if kind is int or kind is float:
         low, high = bounds if bounds is not None else (-math.inf, math.inf)
         span = f" in {low:g}..{high:g}" if bounds is not None else ""
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"param '{name}' must be a whole number{span}, got {_shown(value)}")
+                raise ValueError(f"param '{name}' must be a whole number{span}, got {shown(value)}")
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
-            raise ValueError(f"param '{name}' must be a finite number{span}, got {_shown(value)}")
+            raise ValueError(f"param '{name}' must be a finite number{span}, got {shown(value)}")
         return float(value)
     if kind is str:
         if not isinstance(value, str) or len(value) > TEXT_MAX:
-            raise ValueError(f"param '{name}' must be text of at most {TEXT_MAX} characters, got {_shown(value)}")
+            raise ValueError(f"param '{name}' must be text of at most {TEXT_MAX} characters, got {shown(value)}")
         return value
     if kind is tuple:
         if not isinstance(value, (list, tuple)) or len(value) > 64 or not all(isinstance(v, str) and len(v) <= 64 for v in value):
-            raise ValueError(f"param '{name}' must be a list of names, got {_shown(value)}")
+            raise ValueError(f"param '{name}' must be a list of names, got {shown(value)}")
         return tuple(value)
     raise TypeError(f"{cls.__name__}.{name}: options of type {kind.__name__} are not supported")
 
@@ -112,8 +108,8 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            shown = ", ".join(sorted(_shown(k) if not isinstance(k, str) or len(k) > 60 else k for k in unknown)[:5])
-            raise ValueError(f"unknown {cls.__name__} option(s): {shown}")
+            names = ", ".join(sorted(shown(k) if not isinstance(k, str) or len(k) > 60 else k for k in unknown)[:5])
+            raise ValueError(f"unknown {cls.__name__} option(s): {names}")
         config = cls(**values)
         config.validate()
         return config
