@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$")  # .<target>.<random>.tmp (mkstemp's names)
 
 
 def write_bytes_atomic(path: Path | str, data: bytes, fsync: bool = True) -> None:
@@ -63,25 +66,32 @@ def is_temp_file(path: Path | str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
-def remove_stale_temp_files(folder: Path | str, older_than_s: float = 2.0) -> list[Path]:
-    """Delete this module's temp files left in ``folder`` (not below it) by a writer that was
-    killed mid-write; returns them. Only plain files named like ours, and only those not touched
-    for ``older_than_s`` seconds, so a write in progress in another process is left alone."""
-    import time
+def remove_stale_temp_files(folder: Path | str, older_than_s: float = 2.0, own_targets: Iterable[str] = (),
+                            now: float | None = None) -> list[Path]:
+    """Delete the temp files that killed writes left in ``folder`` (not below it); returns them.
 
+    Only plain files named like this module's temp files, and only those no running writer can
+    own: a temp of one of ``own_targets`` (files only the caller writes, e.g. under a lock), or
+    any other not modified for ``older_than_s`` seconds (a write in progress elsewhere is left
+    alone: pick the age by how long the folder's largest write may take)."""
+    own = set(own_targets)
+    now = time.time() if now is None else now
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
-    now = time.time()
     for entry in entries:
         if not is_temp_file(entry.name):
             continue
+        target = _TEMP_NAME.match(entry.name)
         try:
-            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime >= older_than_s:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if (target is None or target.group("target") not in own) and now - entry.stat(follow_symlinks=False).st_mtime < older_than_s:
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
         except OSError:
             continue
     return removed

@@ -36,7 +36,8 @@ from inspector.engine.trainer import (
     TrainingDiverged,
     TrainNotice,
 )
-from inspector.engine.workflow import TrainingBusy, checkpoint_path, checkpoints_dir, clean_stale_temps, run_lock, train_dataset
+from inspector.atomic import remove_stale_temp_files
+from inspector.engine.workflow import STALE_TEMP_S, TrainingBusy, checkpoint_path, checkpoints_dir, run_lock, train_dataset
 from inspector.models import create_model
 from inspector.models.autoencoder import Model as _Autoencoder
 from inspector.models.registry import _METHODS
@@ -301,19 +302,17 @@ def test_stale_temp_files_are_cleaned_on_start_and_nothing_else(parts, tmp_home,
     registry = ModelRegistry()
     model_folder = registry.root / "line"
     model_folder.mkdir(parents=True)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
     hour_ago = time.time() - 3600
     old = model_folder / ".v1.inspector.k2j4h5g6.tmp"  # a killed write, an hour ago
-    claim = model_folder / f".claim-{dead.pid}-7f3a.tmp"  # a version claim of a process that is gone
-    claim_write = model_folder / f"..claim-{dead.pid}-7f3a.tmp.ab12cd34.tmp"
+    claim = model_folder / ".claim-4242-7f3a.tmp"  # a version claim of a save killed an hour ago
+    claim_write = model_folder / "..claim-4242-7f3a.tmp.ab12cd34.tmp"
     fresh = model_folder / ".active.zz99yy88.tmp"  # may be another process writing right now: stays
     mine = model_folder / "notes.tmp"  # not a temp name of ours: stays
     outside = tmp_path / ".v1.inspector.k2j4h5g6.tmp"  # not in the app's folders: stays
     for p in (old, claim, claim_write, fresh, mine, outside):
         p.write_bytes(b"x")
-    os.utime(old, (hour_ago, hour_ago))
-    os.utime(outside, (hour_ago, hour_ago))
+    for p in (old, claim, claim_write, outside):
+        os.utime(p, (hour_ago, hour_ago))
     old_ckpt = checkpoints_dir() / ".line-0123456789abcdef.ckpt.a1b2c3d4.tmp"
     checkpoints_dir().mkdir(parents=True, exist_ok=True)
     old_ckpt.write_bytes(b"x")
@@ -329,7 +328,7 @@ def test_the_run_s_own_checkpoint_temp_goes_at_once(tmp_path):
     other = tmp_path / ".line-fedcba9876543210.ckpt.a1b2c3d4.tmp"  # another run, maybe writing now
     own.write_bytes(b"x")
     other.write_bytes(b"x")
-    assert clean_stale_temps(tmp_path, own_targets=["line-0123456789abcdef.ckpt"]) == [own]
+    assert remove_stale_temp_files(tmp_path, STALE_TEMP_S, own_targets=["line-0123456789abcdef.ckpt"]) == [own]
     assert other.exists()
 
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from inspector.atomic import remove_stale_temp_files
 from inspector.data.datasets import GOOD, DatasetError, open_dataset
 from inspector.data.images import list_images, load_images, write_image
 from inspector.data.synthetic import make_defect_set
@@ -53,7 +54,7 @@ from inspector.engine.registry import Entry, ModelRegistry, RegistryError
 from inspector.engine.results_store import ResultsStore
 from inspector.engine.threshold import Threshold, from_good_scores, with_defects
 from inspector.engine.trainer import Event, TrainConfig, Trainer
-from inspector.engine.workflow import clean_stale_temps
+from inspector.engine.workflow import STALE_TEMP_S
 
 FALSE_ALARM = "false_alarm"
 CONFIRMED = "confirmed"
@@ -350,7 +351,7 @@ class Retrainer:
 
     def run(self) -> RetrainResult:
         parent = self.registry.active(self.model_name)
-        clean_stale_temps(inside(self.registry.root, check_name(self.model_name)))  # left by a killed save
+        remove_stale_temp_files(self.registry.folder(self.model_name), STALE_TEMP_S)  # left by a killed save
         parent_bundle = ModelBundle.load(parent.path)
         info = parent_bundle.info
         data = self.data or RetrainData.for_model(info)

@@ -4,8 +4,8 @@ Lifecycle, so that a kill at any moment loses at most the epoch in progress:
 
 1. the name and every setting are checked before anything is read or written;
 2. temp files that killed writes left in the checkpoints folder and the registry's folders are
-   removed (only files named like ``inspector.atomic``'s temp files, only in those folders, and
-   only when no live writer can own them);
+   removed (``inspector.atomic.remove_stale_temp_files``: only temp names, only in those folders,
+   only this run's own or those untouched for ``STALE_TEMP_S``);
 3. training writes a checkpoint each epoch, named by the model name and the run's key (settings
    + exact data, ``trainer.run_key``), so a rerun of the same run resumes and another run, even
    with the same name, never takes it over; a lock file held for the run refuses the very same
@@ -16,14 +16,13 @@ Lifecycle, so that a kill at any moment loses at most the epoch in progress:
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from inspector.atomic import is_temp_file
+from inspector.atomic import remove_stale_temp_files
 from inspector.data.datasets import Dataset
 from inspector.engine import paths
 from inspector.engine.bundle import ModelBundle
@@ -33,10 +32,9 @@ from inspector.engine.registry import Entry, ModelRegistry
 from inspector.engine.trainer import Event, TrainConfig, Trainer, run_key
 
 CHECKPOINT_SUFFIX = ".ckpt"
-STALE_TEMP_S = 15 * 60  # a temp file nobody wrote to for this long belongs to a killed write
+STALE_TEMP_S = 15 * 60  # a temp file nobody wrote to for this long belongs to a killed write (a model
+# file of hundreds of MB may take long to fsync: a run must never break another run's save)
 STALE_CHECKPOINT_S = 7 * 24 * 3600  # checkpoints of abandoned runs (other settings) go after a week
-_TARGET = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$")  # .<target>.<random>.tmp (mkstemp's names)
-_CLAIM = re.compile(r"^\.+claim-(?P<pid>\d+)-[0-9A-Za-z]+\.tmp")  # the registry's version claim, with its writer's pid
 
 
 def default_model_name(method: str, dataset: Dataset) -> str:
@@ -72,9 +70,9 @@ def train_dataset(
     folder = checkpoints_dir()
     checkpoint = checkpoint_path(name, config, dataset, init_from)
     with run_lock(checkpoint, name):  # this run's checkpoint and its temp files are ours alone from here
-        clean_stale_temps(folder, own_targets=[checkpoint.name])
+        remove_stale_temp_files(folder, STALE_TEMP_S, own_targets=[checkpoint.name])
         for model_folder in _registry_folders(registry):
-            clean_stale_temps(model_folder)
+            remove_stale_temp_files(model_folder, STALE_TEMP_S)
         prune_checkpoints(folder, name, keep=checkpoint)
         if not resume:
             checkpoint.unlink(missing_ok=True)
@@ -151,49 +149,6 @@ def _registry_folders(registry: ModelRegistry) -> list[Path]:
         return []
 
 
-def clean_stale_temps(folder: Path, own_targets: Iterable[str] = (), now: float | None = None) -> list[Path]:
-    """Delete the temp files killed writes left in ``folder`` (not below it); returns them.
-
-    Only temp names (``inspector.atomic.is_temp_file``: its own ``.<target>.<random>.tmp`` and
-    the registry's version claims) are touched, and only when no running writer can own them: a
-    claim whose process is gone, a temp of one of ``own_targets`` (files only this run writes),
-    or any other temp not modified for ``STALE_TEMP_S``. Stricter than
-    ``atomic.remove_stale_temp_files`` (2 s): a checkpoint or model file of hundreds of MB may
-    take longer than that to fsync, and a run must never break another run's save.
-    """
-    folder = Path(folder)
-    own = set(own_targets)
-    now = time.time() if now is None else now
-    removed = []
-    try:
-        candidates = list(folder.iterdir())
-    except OSError:
-        return removed
-    for path in candidates:
-        if not is_temp_file(path):
-            continue
-        temp, claim = _TARGET.match(path.name), _CLAIM.match(path.name)
-        try:
-            if path.is_symlink() or not path.is_file():
-                continue
-            age = now - path.stat().st_mtime
-        except OSError:
-            continue
-        if claim is not None and sys.platform != "win32":
-            stale = not _process_alive(int(claim.group("pid")))
-        elif temp is not None and temp.group("target") in own:
-            stale = True
-        else:
-            stale = age > STALE_TEMP_S
-        if stale:
-            try:
-                path.unlink()
-                removed.append(path)
-            except OSError:
-                pass
-    return removed
-
-
 def prune_checkpoints(folder: Path, name: str, keep: Path, now: float | None = None) -> list[Path]:
     """Delete checkpoints (and their lock files) of ``name`` from other runs (other settings or
     data) not written to for ``STALE_CHECKPOINT_S``: a running run rewrites its checkpoint every
@@ -221,15 +176,3 @@ def prune_checkpoints(folder: Path, name: str, keep: Path, now: float | None = N
         except OSError:
             pass
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except (ProcessLookupError, OverflowError, ValueError):
-        return False
-    except OSError:  # PermissionError: it exists, under another user
-        return True
-    return True
