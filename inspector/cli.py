@@ -818,6 +818,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a refused argument (already printed)
         return e.code if isinstance(e.code, int) else EXIT_ERROR
     try:
+        from inspector.data.images import max_image_pixels
+
+        max_image_pixels()  # a bad INSPECTOR_MAX_IMAGE_PIXELS is refused now, not at the first image
         if not getattr(args, "window", False):  # the app limits threads in its background start-up (torch loads there)
             from inspector.engine.device import limit_threads
 

@@ -446,3 +446,11 @@ def test_a_scoring_failure_is_reported_and_the_rest_of_the_batch_is_scored(train
     dataset = Dataset(tmp_path, "t", "folder", [], [Sample(p, 0, "good") for p in paths])
     ev = evaluate(predictor, dataset)
     assert len(ev.rows) == 4 and [p for p, _ in ev.skipped] == [str(wide)]
+
+
+def test_a_bad_pixel_limit_is_refused_when_a_command_starts(monkeypatch, capsys):
+    from inspector.cli import EXIT_ERROR, main
+
+    monkeypatch.setenv("INSPECTOR_MAX_IMAGE_PIXELS", "lots")
+    assert main(["methods"]) == EXIT_ERROR
+    assert "INSPECTOR_MAX_IMAGE_PIXELS must be a whole number" in capsys.readouterr().err
