@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -107,10 +106,8 @@ def test_delete_leaves_what_the_registry_did_not_write(tmp_home, tiny_bundle):
 
 def test_train_refuses_a_bad_name_before_any_work(tmp_home, parts_dir, capsys):
     for name in ("/some/abs/path", "x" * 300, "../up"):
-        started = time.monotonic()
         assert main(["train", str(parts_dir), "--name", name, *QUICK]) == EXIT_ERROR
         assert "invalid model name" in capsys.readouterr().err
-        assert time.monotonic() - started < 5
     assert not list(tmp_home.rglob("*.ckpt")) and not list(tmp_home.rglob("*.inspector"))
     assert not Path("/some/abs/path").exists()
 
@@ -131,11 +128,9 @@ def test_train_refuses_a_bad_name_before_any_work(tmp_home, parts_dir, capsys):
     (["--param", "nz"], "--param expects key=value"),
 ])
 def test_train_refuses_bad_numbers_at_parse_time(tmp_home, parts_dir, capsys, option, message):
-    started = time.monotonic()
     assert main(["train", str(parts_dir), "--name", "n", *QUICK, *option]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
-    assert time.monotonic() - started < 5
     assert not list(tmp_home.rglob("*.inspector")) and not list(tmp_home.rglob("*.ckpt"))
 
 
