@@ -138,9 +138,7 @@ def tiff_header(width: int, height: int, big_endian: bool = False, bigtiff: bool
         ifd_end = 8 + 2 + 12 * (len(tags) + 1) + 4
         tags.append((273, 4, ifd_end))
         tags.sort()
-        ifd = struct.pack(e + "H", len(tags)) + b"".join(
-            struct.pack(e + "HHI", t, k, 1) + (struct.pack(e + "HH", v, 0) if k == 3 else struct.pack(e + "I", v)) for t, k, v in tags
-        ) + struct.pack(e + "I", 0)
+        ifd = _classic_ifd(e, tags)
     return head + ifd + bytes(16)
 
 
@@ -159,10 +157,14 @@ def tiled_tiff(width: int, height: int, tile: int, bits: int = 16, channels: int
     ifd_end = 8 + 2 + 12 * (len(tags) + 1) + 4
     tags.append((324, 4, ifd_end))
     tags.sort()
-    ifd = struct.pack(e + "H", len(tags)) + b"".join(
+    return b"II*\x00" + struct.pack(e + "I", 8) + _classic_ifd(e, tags) + payload
+
+
+def _classic_ifd(e: str, tags: list[tuple[int, int, int]]) -> bytes:
+    """A classic (32-bit) TIFF directory of (tag, type, value) entries, one value each, and no next directory."""
+    return struct.pack(e + "H", len(tags)) + b"".join(
         struct.pack(e + "HHI", t, k, 1) + (struct.pack(e + "HH", v, 0) if k == 3 else struct.pack(e + "I", v)) for t, k, v in tags
     ) + struct.pack(e + "I", 0)
-    return b"II*\x00" + struct.pack(e + "I", 8) + ifd + payload
 
 
 def crafted_header(kind: str, width: int, height: int) -> bytes:
