@@ -351,11 +351,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     if args.action == "import":
         entry = registry.import_file(_existing_file(args.model), name=args.name)
-        if args.json:
-            _print_json(_entry_summary(entry))
-        else:
-            print(f"imported {args.model} as {entry.info.ref}")
-        return 0
+        return _answer(args.json, _entry_summary(entry), f"imported {args.model} as {entry.info.ref}")
     if args.action == "export":
         if not args.new_name:
             raise CliError("models export needs MODEL DESTINATION")
@@ -365,20 +361,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     ref = ModelRef.parse(args.model)
     if args.action == "delete":
         count = registry.delete(ref.name, ref.version)
-        if args.json:
-            _print_json({"deleted": count})
-        else:
-            print(f"deleted {count} model file(s) of '{ref.name}'")
-        return 0
+        return _answer(args.json, {"deleted": count}, f"deleted {count} model file(s) of '{ref.name}'")
     if args.action == "activate":
         if ref.version is None:
             raise CliError("models activate needs NAME@vN, e.g. solar@v2")
         entry = registry.set_active(ref.name, ref.version)
-        if args.json:
-            _print_json({"name": ref.name, "version": entry.version})
-        else:
-            print(f"'{ref.name}' now uses version {entry.version} (live inspection following '{ref.name}' switches to it)")
-        return 0
+        return _answer(args.json, {"name": ref.name, "version": entry.version},
+                       f"'{ref.name}' now uses version {entry.version} (live inspection following '{ref.name}' switches to it)")
     if args.action == "rename":
         if not args.new_name:
             raise CliError("models rename needs NAME NEW_NAME")
@@ -388,6 +377,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"renamed '{ref.name}' to '{args.new_name}'")
         return 0
     raise CliError(f"unknown action {args.action}")
+
+
+def _answer(as_json: bool, data: Any, text: str) -> int:
+    """A command's result: ``data`` as JSON with ``--json``, else ``text``."""
+    if as_json:
+        _print_json(data)
+    else:
+        print(text)
+    return 0
 
 
 def _models_list(registry, as_json: bool) -> int:
