@@ -274,3 +274,10 @@ def test_the_train_form_offers_only_the_allowed_range_of_each_parameter(qtbot):
     assert (form.editors["nz"].minimum(), form.editors["nz"].maximum()) == (low, high)
     assert form.values()["nz"] == high  # a stored value out of range is brought into it
     get_method("ganomaly").Config.from_dict(form.values())  # whatever the form offers is valid
+
+
+@pytest.mark.parametrize("text", ["solar cells (line 2)", "../../x", ".hidden", "é" * 80, ""])
+def test_any_text_makes_a_valid_name(text):
+    from inspector.engine.modelref import name_from
+
+    assert check_name(name_from(text)) and len(name_from(text, 56)) <= 56

@@ -63,6 +63,15 @@ def check_name(name: str) -> str:
     return name
 
 
+def name_from(text: str, length: int = NAME_MAX) -> str:
+    """A valid model name made from any text: other characters become '_', an 'm' goes in front
+    of a name that does not start with a letter or digit, and it is cut to ``length``."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    if not name[:1].isascii() or not name[:1].isalnum():
+        name = "m" + name
+    return name[:length]
+
+
 def inside(root: Path, *parts: str) -> Path:
     """``root / parts``, refused unless it lies inside ``root`` (after resolving links and ``..``)."""
     root = Path(root)

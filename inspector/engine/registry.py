@@ -178,14 +178,17 @@ class ModelRegistry:
             tmp.unlink(missing_ok=True)
         raise RegistryError(f"could not claim a version number in {folder} after {_CLAIM_TRIES} tries")
 
+    def taken(self, name: str) -> bool:
+        """Whether ``name`` (validated) is used: a model, or any folder of that name in the registry."""
+        return self.folder(name).exists()
+
     def import_file(self, path: Path | str, name: str | None = None) -> Entry:
         """Add a model file as a new model. The name is ``name``, else the one in the file, else
         the file's stem; a name that exists already is refused (an import never adds a version
         to, or changes the version in use of, an existing model)."""
         bundle = ModelBundle.load(path)
         name = name or bundle.info.name or Path(path).stem
-        check_name(name)
-        if self._version_paths(name) or self.folder(name).exists():
+        if self.taken(name):
             raise RegistryError(f"a model named '{name}' exists already: import it under another name (--name NEW_NAME)")
         return self.add(bundle, name, parent=bundle.info.parent)
 

@@ -27,7 +27,7 @@ from inspector.data.datasets import Dataset
 from inspector.engine import paths
 from inspector.engine.bundle import ModelBundle
 from inspector.engine.events import CancelToken
-from inspector.engine.modelref import NAME_MAX, check_name, inside
+from inspector.engine.modelref import check_name, inside, name_from
 from inspector.engine.registry import Entry, ModelRegistry
 from inspector.engine.trainer import Event, TrainConfig, Trainer, run_key
 
@@ -39,10 +39,7 @@ STALE_CHECKPOINT_S = 7 * 24 * 3600  # checkpoints of abandoned runs (other setti
 
 def default_model_name(method: str, dataset: Dataset) -> str:
     """``<dataset>-<method>`` as a valid model name (other characters become '_')."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{dataset.name}-{method}")
-    if not name[:1].isalnum():
-        name = "m" + name
-    return name[:NAME_MAX]
+    return name_from(f"{dataset.name}-{method}")
 
 
 def checkpoints_dir() -> Path:

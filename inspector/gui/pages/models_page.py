@@ -513,7 +513,11 @@ class ModelsPage(QWidget):
             except ModelFileError as e:
                 self.session.error.emit(f"Could not import: {e}")
                 return None
-            if name in registry.names() or registry.root.joinpath(name).exists():
+            try:
+                taken = registry.taken(name)
+            except ValueError:  # the file's own name is not a valid model name
+                taken = True
+            if taken:
                 name = self._ask_import_name(name, registry)
                 if name is None:
                     return None
@@ -525,7 +529,10 @@ class ModelsPage(QWidget):
 
     def _ask_import_name(self, taken: str, registry) -> str | None:
         """A free name for an imported file whose own name is taken (None: cancelled)."""
-        suggestion = next(f"{taken[:56]}-import{i or ''}" for i in range(1000) if not registry.root.joinpath(f"{taken[:56]}-import{i or ''}").exists())
+        from inspector.engine.modelref import name_from
+
+        base = name_from(taken, 56)
+        suggestion = next(f"{base}-import{i or ''}" for i in range(1000) if not registry.taken(f"{base}-import{i or ''}"))
         new, ok = QInputDialog.getText(
             self, "Import model file",
             f"A model named '{taken}' exists already; the import will not touch it.\nImport the file as:", text=suggestion,
