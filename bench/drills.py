@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, default_out, describe_machine, format_table, machine_info, write_results  # noqa: E402
+from common import command_line, default_out, describe_machine, format_table, machine_info, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 10

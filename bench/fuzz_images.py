@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                 alive = w.proc.poll() is None
                 how = w.stop()
                 outcome = "hang" if alive else "crash"
-                rec = {"i": i, "outcome": outcome, "detail": f"worker {'killed after %g s' % args.kill_s if alive else 'died'} ({how})", "ms": args.kill_s * 1000 if alive else 0}
+                ended = f"killed after {args.kill_s:g} s" if alive else "died"
+                rec = {"i": i, "outcome": outcome, "detail": f"worker {ended} ({how})", "ms": args.kill_s * 1000 if alive else 0}
                 failures.append(rec)
                 counts[outcome] += 1
                 i += 1

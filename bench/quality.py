@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     OUT_DIR,
     add_common_arguments,
     apply_threads,
@@ -260,7 +260,8 @@ def main(argv=None) -> int:
         c = r["confusion"]
         rows.append(
             {
-                "method": key, "px": r["image_size"], "epochs": r["epochs"], "auroc": r["image_auroc"], "halves": f"{r['image_auroc_half_a']:.3f} / {r['image_auroc_half_b']:.3f}", "ap": r["average_precision"],
+                "method": key, "px": r["image_size"], "epochs": r["epochs"], "auroc": r["image_auroc"],
+                "halves": f"{r['image_auroc_half_a']:.3f} / {r['image_auroc_half_b']:.3f}", "ap": r["average_precision"],
                 "bf1": r["best_f1"], "far90": r["false_alarm_at_90_recall"], "f1": r["f1"], "far": r["false_alarm_rate"],
                 "cm": f"{c['tn']}/{c['fp']}/{c['fn']}/{c['tp']}", "pix": r["pixel_auroc_synthetic"],
                 "train_s": r["train_seconds"], "rate": r["train_images_per_s"],
@@ -288,7 +289,8 @@ def main(argv=None) -> int:
 
     out = write_results(
         args.out or default_out("quality"),
-        {"benchmark": "quality", "command": command, "machine": machine, "threads": threads, "data": {"root": str(dataset.root), **counts}, "results": results, "errors": errors},
+        {"benchmark": "quality", "command": command, "machine": machine, "threads": threads,
+         "data": {"root": str(dataset.root), **counts}, "results": results, "errors": errors},
     )
     for key, error in errors.items():
         print(f"FAILED {key}: {error}")

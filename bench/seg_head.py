@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OUT_DIR, apply_threads, command_line, default_out, describe_machine, format_table, machine_info, write_results  # noqa: E402
-from quality import _halves, open_data  # noqa: E402
+from common import OUT_DIR, apply_threads, command_line, default_out, describe_machine, format_table, machine_info, write_results
+from quality import _halves, open_data
 
 
 FRACTIONS = (0.01, 0.05, 0.25, 1.0)

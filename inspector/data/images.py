@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+from functools import partial
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,7 +285,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int, Callable[[], None]]:
             if i + 7 > n:
                 break
             height, width = struct.unpack(">HH", data[i + 3 : i + 7])
-            return width, height, lambda: _check_jpeg_body(data, i, marker, width, height)
+            return width, height, partial(_check_jpeg_body, data, i, marker, width, height)
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
             raise _HeaderError("JPEG without a frame header")
         if marker == 0x01 or 0xD0 <= marker <= 0xD8 or marker == 0x00:
@@ -431,7 +432,10 @@ def _to_gray_or_rgb(image: np.ndarray) -> np.ndarray:
     if n == 1:
         return image[:, :, 0]
     if n == 2:  # gray + alpha
-        return _map_blocks(image, lambda b: cv2.multiply(np.ascontiguousarray(b[:, :, 0]), np.ascontiguousarray(b[:, :, 1]), scale=1.0 / 255.0), image.shape[:2])
+        def premultiplied(b: np.ndarray) -> np.ndarray:
+            return cv2.multiply(np.ascontiguousarray(b[:, :, 0]), np.ascontiguousarray(b[:, :, 1]), scale=1.0 / 255.0)
+
+        return _map_blocks(image, premultiplied, image.shape[:2])
     if n == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 

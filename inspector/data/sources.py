@@ -458,7 +458,7 @@ class FolderSource(FrameSource):
         if self.on_unreadable is not None:
             try:
                 self.on_unreadable(path, reason)
-            except Exception:  # noqa: BLE001 — a reporting bug must not stop the watching
+            except Exception:
                 log.exception("on_unreadable callback failed")
 
     def _poll(self) -> None:
