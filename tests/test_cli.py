@@ -115,12 +115,13 @@ def test_methods_lists_registered_methods(capsys):
 
 @pytest.mark.parametrize("method,epochs,batch_size,image_size", [("ganomaly", 15, 32, 64), ("seg-skip-ganomaly", 24, 16, 128)])
 def test_train_takes_the_methods_own_defaults_unless_told(method, epochs, batch_size, image_size):
-    from inspector.cli import _train_config, build_parser
+    from inspector.cli import build_parser
+    from inspector.cli.train import train_config
 
     parser = build_parser()
-    config = _train_config(parser.parse_args(["train", "data", "--method", method]))
+    config = train_config(parser.parse_args(["train", "data", "--method", method]))
     assert (config.epochs, config.batch_size, config.image_size) == (epochs, batch_size, image_size)
-    config = _train_config(parser.parse_args(["train", "data", "--method", method, "--epochs", "3", "--batch-size", "8"]))
+    config = train_config(parser.parse_args(["train", "data", "--method", method, "--epochs", "3", "--batch-size", "8"]))
     assert (config.epochs, config.batch_size) == (3, 8)
 
 

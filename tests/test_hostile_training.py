@@ -20,7 +20,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from inspector.cli import _train_config, build_parser
+from inspector.cli import build_parser
+from inspector.cli.train import train_config
 from inspector.data.datasets import open_dataset
 from inspector.data.images import list_images
 from inspector.engine.bundle import ModelBundle
@@ -369,7 +370,7 @@ def test_kill_9_after_the_first_checkpoint_then_resume_ends_with_the_weights_of_
     # the uninterrupted run, in this process (a third interpreter would cost ~10 s of imports):
     # the CLI's own parser and settings, one thread as in the subprocesses
     args = build_parser().parse_args(_train_command(parts)[3:])
-    reference = train_dataset(open_dataset(parts, seed=args.seed), _train_config(args), ModelRegistry(reference_home), "drill")
+    reference = train_dataset(open_dataset(parts, seed=args.seed), train_config(args), ModelRegistry(reference_home), "drill")
 
     assert_same_weights(killed_home / "data" / "models" / "drill" / "v1.inspector", reference.path)
     assert list(checkpoints.iterdir()) == []

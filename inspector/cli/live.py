@@ -1,0 +1,190 @@
+"""``inspector live``: inspect a camera, stream, video file or watched folder headless, storing every result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from inspector.cli.common import EXIT_ERROR, EXIT_NOT_JUDGED, EXIT_NOT_STORED, CliError, json_number, number_in, open_registry
+
+LIVE_WARN_EVERY_S = 30.0  # a repeated problem of one kind is printed at most this often
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    lv = sub.add_parser("live", help="inspect a camera, stream, video file or watched folder live (headless)",
+                        epilog=f"exit codes: 0 every frame judged and stored; {EXIT_NOT_STORED} some results were NOT "
+                               f"stored (disk full, database locked, images folder not writable); {EXIT_NOT_JUDGED} some "
+                               f"frames could not be scored (stored as NG with the reason); {EXIT_ERROR} an error (e.g. the "
+                               f"ROI does not fit in the frames); 130 interrupted")
+    lv.add_argument("--source", required=True, metavar="SOURCE",
+                    help="camera index (0), stream URL (rtsp://, http://), video file, or a folder to watch for new images")
+    lv.add_argument("--model", required=True, metavar="MODEL", help="registry name (follows promote/rollback), name@vN, or model file")
+    lv.add_argument("--db", metavar="PATH", help="results database (default: results/results.sqlite in the data folder)")
+    lv.add_argument("--max-frames", type=number_in(int, 1, None), metavar="N", help="stop after N frames (at least 1)")
+    lv.add_argument("--roi", type=roi_arg, metavar="x,y,w,h",
+                    help="inspect only this region of each frame: four whole numbers in pixels, x,y >= 0, w,h >= 1; "
+                         "it must fit in the frames")
+    lv.add_argument("--save-ok-every", type=number_in(int, 0, None), default=0, metavar="N",
+                    help="also keep the image of every N-th OK frame (NG frames are always kept)")
+    lv.add_argument("--loop", action="store_true", help="video file: start again at the end")
+    lv.add_argument("--realtime", action="store_true", help="video file: play at its frame rate like a camera (frames may be dropped)")
+    lv.add_argument("--fps", type=number_in(float, 0.0, 1000.0, low_open=True), help="video file: play at this rate (implies --realtime)")
+    lv.add_argument("--include-existing", action="store_true", help="folder: also inspect the images already there")
+    lv.add_argument("--recursive", action="store_true", help="folder: watch sub-folders too")
+    lv.add_argument("--durable", action="store_true", help="fsync every result and its image before going on (survives power loss, slower)")
+    lv.add_argument("--stats-every", type=number_in(float, 0.0, None), default=10.0, metavar="S", help="print statistics every S seconds (0 = never)")
+    lv.add_argument("--device", default="auto")
+    lv.add_argument("--verbose", action="store_true", help="print every result, not only NG ones")
+    lv.add_argument("--json", action="store_true", help="one JSON object per line: results, source states, a summary")
+    lv.set_defaults(func=cmd_live)
+
+
+def live_model(ref: str, device: str, registry):
+    """The predictor for ``--model`` and, for a bare registry name, that name: the live loop then
+    follows the registry's version in use (a promote or rollback elsewhere swaps it live)."""
+    from inspector.engine.bundle import MODEL_SUFFIX
+    from inspector.engine.modelref import ModelRef
+    from inspector.engine.predictor import Predictor
+
+    path = registry.resolve(ref)
+    predictor = Predictor.open(path, device, registry)
+    if not predictor.info.name:
+        predictor.info.name = Path(path).stem  # results of an unregistered file are labelled by its name
+    is_file = Path(ref).suffix == MODEL_SUFFIX or Path(ref).is_file()
+    return predictor, (None if is_file or ModelRef.parse(ref).version is not None else str(ref))
+
+
+def roi_arg(text: str):
+    """argparse type for ``--roi``: four whole numbers x,y,w,h, refused at parse time."""
+    from inspector.engine.live import parse_roi
+
+    try:
+        return parse_roi(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    """Exit 0 when every frame was judged and stored; EXIT_NOT_STORED when any result was not
+    stored, EXIT_NOT_JUDGED when any frame could not be scored, EXIT_ERROR when the run could
+    not go on as set up (e.g. the ROI does not fit in the frames), 130 on Ctrl-C."""
+    import signal
+
+    from inspector.data.sources import SourceState, open_source
+    from inspector.engine.live import LiveInspector, parse_roi
+    from inspector.engine.results_store import ResultsStore
+
+    try:
+        roi = parse_roi(args.roi)  # already checked by the parser; kept for callers that build args by hand
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    registry = open_registry()
+    predictor, follow = live_model(args.model, args.device, registry)
+
+    def unreadable(path, reason) -> None:
+        print(f"skipped unreadable image {path}: {reason}", file=sys.stderr)
+
+    source = open_source(
+        args.source, loop=args.loop, realtime=args.realtime, fps=args.fps,
+        include_existing=args.include_existing, recursive=args.recursive, on_unreadable=unreadable,
+    )
+    store = ResultsStore(Path(args.db) if args.db else None, save_ok_every=args.save_ok_every,
+                         synchronous="FULL" if args.durable else "NORMAL")
+
+    def on_result(r) -> None:
+        if args.json:
+            print(json.dumps({
+                "event": "result", "id": r.record_id, "stored": r.stored, "time": r.frame.timestamp,
+                "source": r.frame.source, "frame": r.frame.frame_id, "name": r.frame.name, "model": r.model_ref,
+                "score": json_number(r.score), "threshold": json_number(r.threshold), "decision": r.decision,
+                "latency_ms": round(r.latency_ms, 2),
+            }), flush=True)
+        elif r.decision == "NG" or args.verbose:
+            label = f" {r.frame.name}" if r.frame.name else ""
+            print(f"{r.decision}  {r.score:10.5g} / {r.threshold:<10.5g} frame {r.frame.frame_id}{label}  "
+                  f"{r.model_ref}  {r.latency_ms:.0f} ms  {f'#{r.record_id}' if r.stored else 'NOT STORED'}", flush=True)
+
+    def on_state(change) -> None:
+        if args.json:
+            print(json.dumps({"event": "source", "state": change.state.value, "message": change.message}), flush=True)
+            return
+        retry = f" (retry {change.attempt} in {change.retry_in_s:.1f} s)" if change.state == SourceState.LOST else ""
+        print(f"source {change.state.value}: {change.message}{retry}", file=sys.stderr, flush=True)
+
+    warned: dict[str, list] = {}  # kind -> [when last printed, how many not printed since]
+
+    def on_error(error) -> None:
+        """Each kind of problem printed at once, then at most every LIVE_WARN_EVERY_S seconds with
+        a count of those not printed: a full disk must not bury the console; the summary counts all."""
+        if error.fatal:
+            return  # printed once, as the command's error line
+        now = time.monotonic()
+        seen = warned.get(error.kind)
+        if seen is not None and now - seen[0] < LIVE_WARN_EVERY_S:
+            seen[1] += 1
+            return
+        more = seen[1] if seen else 0
+        warned[error.kind] = [now, 0]
+        if args.json:
+            print(json.dumps({"event": "error", "kind": error.kind, "frame": error.frame_id, "message": error.message,
+                              "not_shown_before": more}), flush=True)
+        else:
+            print(f"warning: {error.message}{f' ({more} more like it not shown)' if more else ''}", file=sys.stderr, flush=True)
+
+    live = LiveInspector(source, predictor, store, roi=roi, max_frames=args.max_frames,
+                         on_result=on_result, on_state=on_state, on_error=on_error)
+    if follow:
+        live.follow_registry(registry, follow, device=args.device)
+
+    def stats_line(s) -> str:
+        problems = (f", {s.unsaved} NOT STORED" if s.unsaved else "") + (f", {s.unjudged} not judged" if s.unjudged else "")
+        return (f"inspected {s.inspected}, NG {s.ng} ({100 * s.ng_rate:.1f} %){problems}, {s.fps:.1f} fps, latency p50 "
+                f"{s.latency_p50_ms:.0f} ms p95 {s.latency_p95_ms:.0f} ms, dropped {s.dropped}, model {s.model}, "
+                f"source {s.source_state}")
+
+    previous = None
+    try:  # SIGTERM (a service manager stopping the line PC's app) stops as cleanly as Ctrl-C
+        previous = signal.signal(signal.SIGTERM, lambda *_: live.stop(timeout=0))
+    except ValueError:  # not the main thread (called from a test or another program)
+        pass
+    interrupted = False
+    if not args.json:
+        print(f"live inspection of {source.description} with {predictor.info.ref}"
+              f"{' (following its version in use)' if follow else ''}; results -> {store.path}", file=sys.stderr)
+    live.start()
+    last = time.monotonic()
+    try:
+        while not live.finished.wait(0.25):
+            if not args.json and args.stats_every and time.monotonic() - last >= args.stats_every:
+                last = time.monotonic()
+                print(stats_line(live.stats()), file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        live.stop()
+        store.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    s = live.stats()
+    code = (130 if interrupted else EXIT_ERROR if live.fatal is not None else EXIT_NOT_STORED if s.unsaved
+            else EXIT_NOT_JUDGED if s.unjudged else 0)
+    if args.json:
+        print(json.dumps({"event": "summary", "inspected": s.inspected, "ng": s.ng, "ng_rate": s.ng_rate,
+                          "unsaved": s.unsaved, "unjudged": s.unjudged, "fatal": s.fatal or None,
+                          "fps": s.fps, "latency_p50_ms": s.latency_p50_ms, "latency_p95_ms": s.latency_p95_ms,
+                          "dropped": s.dropped, "errors": s.errors, "db": str(store.path), "exit_code": code}), flush=True)
+    else:
+        print(stats_line(s), file=sys.stderr)
+        if s.unjudged:
+            print(f"{s.unjudged} frame(s) could not be judged (recorded as NG with the reason where the store allowed)",
+                  file=sys.stderr)
+        if s.unsaved:
+            print(f"{s.unsaved} results NOT stored (latest: {s.store_alarm})", file=sys.stderr)
+        print(f"results in {store.path}", file=sys.stderr)
+    if live.fatal is not None and not interrupted:
+        print(f"error: {live.fatal.message}", file=sys.stderr)
+    return code
+
