@@ -38,7 +38,7 @@ def mobilenet_file(path, seed: int = 0):
     is; returns the network."""
     import torch
 
-    from inspector.models.mobilenet import MobileNetV2
+    from inspector.models.components.mobilenet import MobileNetV2
 
     torch.manual_seed(seed)
     reference = MobileNetV2()

@@ -10,7 +10,7 @@ from inspector.engine.predictor import Predictor
 from inspector.engine.threshold import Threshold
 from inspector.engine.trainer import TrainConfig, Trainer
 from inspector.models import create_model
-from inspector.models.feature_gaussian import PositionGaussian
+from inspector.models.components.feature_gaussian import PositionGaussian
 from tests.conftest import make_part, planted_blob_check
 
 SMALL = dict(image_size=32, channels=1, width=4, head_width=4)

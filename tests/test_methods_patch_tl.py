@@ -14,9 +14,9 @@ from inspector.engine.bundle import ModelBundle
 from inspector.engine.predictor import Predictor
 from inspector.engine.trainer import TrainConfig, Trainer
 from inspector.models import StepContext, create_model
-from inspector.models.patch_ganomaly.torch_model import extract_windows, random_patches, stitch, window_starts
-from inspector.models.pretrained import PretrainedWeightsError
-from inspector.models.resnet import ResNet18
+from inspector.models.components.patchwise import extract_windows, random_patches, stitch, window_starts
+from inspector.models.components.pretrained import PretrainedWeightsError
+from inspector.models.components.resnet import ResNet18
 from tests.conftest import make_part, mobilenet_file, planted_blob_check
 
 TINY = {"width": 8, "nz": 16}

@@ -11,10 +11,10 @@ import torch
 from inspector.engine.bundle import ModelBundle, ModelInfo
 from inspector.engine.threshold import Threshold
 from inspector.models import StepContext, create_model
-from inspector.models import pretrained
-from inspector.models.mobilenet import MobileNetV2
-from inspector.models.pretrained import PretrainedWeightsError, find_weights, load_weights
-from inspector.models.resnet import ResNet18
+from inspector.models.components import pretrained
+from inspector.models.components.mobilenet import MobileNetV2
+from inspector.models.components.pretrained import PretrainedWeightsError, find_weights, load_weights
+from inspector.models.components.resnet import ResNet18
 from inspector.models.seg_skip_ganomaly.torch_model import ImageNetSegmentationHead, SegmentationHead
 from tests.conftest import make_part, mobilenet_file
 

@@ -40,7 +40,7 @@ def _checks() -> list[str]:
     from inspector.engine import paths
     from inspector.engine.predictor import Predictor
     from inspector.engine.trainer import TrainConfig, Trainer
-    from inspector.models.pretrained import find_weights, where_looked
+    from inspector.models.components.pretrained import find_weights, where_looked
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     label = QLabel("inspector self-test")

@@ -266,33 +266,6 @@ def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     return F.conv2d(x, kernel.view(1, 1, -1, 1))
 
 
-def weights_init(module: nn.Module) -> None:
-    """DCGAN initialisation (N(0, 0.02) convs, N(1, 0.02) norms), as the GANomaly papers use."""
-    name = type(module).__name__
-    if "Conv" in name and hasattr(module, "weight"):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if getattr(module, "bias", None) is not None:
-            nn.init.zeros_(module.bias)
-    elif "BatchNorm" in name:
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
-@contextlib.contextmanager
-def frozen(*modules: nn.Module) -> Iterator[None]:
-    """No weight gradients for ``modules`` inside the block; their inputs still get theirs
-    (a generator's update needs gradients *through* the discriminator, not *of* it)."""
-    params = [p for m in modules for p in m.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
-
-
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Score in eval mode (BatchNorm running stats!), restore the previous mode afterwards.

@@ -9,7 +9,8 @@ from torch import Tensor
 
 from inspector.models.autoencoder.loss import reconstruction_loss
 from inspector.models.autoencoder.torch_model import AutoEncoder
-from inspector.models.base import AnomalyModel, bounded, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, bounded, ModelConfig, ScoreOutput, StepContext, top_fraction_mean
+from inspector.models.components.dcgan import weights_init
 
 
 @dataclass

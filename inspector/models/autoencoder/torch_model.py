@@ -1,4 +1,5 @@
-"""Convolutional autoencoder (seed 003's baseline): the DCGAN encoder and decoder back to back.
+"""Convolutional autoencoder (the baseline of a master's thesis on patch-wise and transfer-learning
+GANomaly): the DCGAN encoder and decoder back to back.
 
 The same pyramids as GANomaly's generator, so the GAN methods are compared with the very
 network they build on, trained without any adversary.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from inspector.models.dcgan import DCDecoder, DCEncoder
+from inspector.models.components.dcgan import DCDecoder, DCEncoder
 
 
 class AutoEncoder(nn.Module):

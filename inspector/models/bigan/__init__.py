@@ -1,4 +1,4 @@
-"""BiGAN / ALI with a Wasserstein critic ("GANspection", seed 002)."""
+"""BiGAN / ALI with a Wasserstein critic, after the GANspection project (Donahue et al., ICLR 2017; Dumoulin et al., ICLR 2017)."""
 
 from inspector.models.bigan.model import BiGan as Model
 

@@ -38,7 +38,7 @@ def generator_loss(
     """Loss of the generator and encoder together (they play against the critic as one).
 
     adv: the negated critic loss (E wants its pairs to look generated, G the reverse);
-    fm: seed 002's L2 between the critic's features of real and generated pairs; real and
+    fm: GANspection's L2 between the critic's features of real and generated pairs; real and
     generated pairs are unpaired samples, so — as in Salimans et al.'s feature matching — the
     batch means are matched;
     rec: L1 between x and G(E(x)), which BiGAN training alone does not make small.

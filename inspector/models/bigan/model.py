@@ -1,4 +1,5 @@
-"""BiGAN/ALI with a WGAN-GP critic ("GANspection", seed 002) as an ``AnomalyModel``."""
+"""BiGAN/ALI (Donahue et al., ICLR 2017; Dumoulin et al., ICLR 2017) with a WGAN-GP critic (Gulrajani et al.,
+NeurIPS 2017), after the GANspection project, as an ``AnomalyModel``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from inspector.models.base import AnomalyModel, bounded, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, bounded, ModelConfig, ScoreOutput, StepContext, top_fraction_mean
 from inspector.models.bigan.loss import critic_loss, generator_loss, gradient_penalty
-from inspector.models.bigan.torch_model import Critic, Encoder, Generator
+from inspector.models.bigan.torch_model import Critic, Generator
+from inspector.models.components.adversarial import frozen
+from inspector.models.components.dcgan import LatentEncoder, weights_init
+from inspector.models.components.two_term import calibrated_scale, register_score_scale, two_term_score
 
 
 @dataclass
@@ -25,7 +29,7 @@ class BiGanConfig(ModelConfig):
     n_critic: int = bounded(2, 1, 100)  # critic updates per generator/encoder update, all inside one training step (paper: 5)
     gp_weight: float = bounded(10.0, 0.0, 1e6)  # λ of the gradient penalty
     w_adv: float = bounded(1.0, 0.0, 1e6)  # Wasserstein term of the generator/encoder loss
-    w_fm: float = bounded(1.0, 0.0, 1e6)  # seed 002's feature L2 between real and generated pairs
+    w_fm: float = bounded(1.0, 0.0, 1e6)  # GANspection's feature L2 between real and generated pairs
     w_rec: float = bounded(50.0, 0.0, 1e6)  # L1 ||x − G(E(x))||: without it reconstructions only resemble x loosely
     score_weight: float = bounded(0.5, 0.0, 1.0)  # α: score = α·residual + (1 − α)·critic-feature distance (each calibrated)
     top_fraction: float = bounded(0.01, 0.0, 1.0)  # the residual term is the mean of this top fraction of the map
@@ -53,13 +57,13 @@ class BiGan(AnomalyModel):
     def __init__(self, config: BiGanConfig) -> None:
         super().__init__(config)
         c = config
-        self.encoder = Encoder(c.image_size, c.channels, c.nz, c.width)
+        self.encoder = LatentEncoder(c.image_size, c.channels, c.nz, c.width)
         self.generator = Generator(c.image_size, c.channels, c.nz, c.width)
         self.critic = Critic(c.image_size, c.channels, c.nz, c.width, c.critic_hidden)
         self.encoder.apply(weights_init)
         self.generator.apply(weights_init)
         # means of (residual, feature distance) on held-out good images, set by calibrate()
-        self.register_buffer("score_scale", torch.ones(2))
+        register_score_scale(self)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, self.config.beta2)
@@ -122,20 +126,14 @@ class BiGan(AnomalyModel):
 
     def score(self, batch: Tensor) -> ScoreOutput:
         residual, feature, amap, x_rec = self._terms(batch)
-        a = self.config.score_weight
-        score = a * residual / self.score_scale[0] + (1 - a) * feature / self.score_scale[1]
+        score = two_term_score(residual, feature, self.config.score_weight, self.score_scale)
         return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=x_rec)
 
     def calibrate(self, batches: Iterable[Tensor]) -> None:
         """Divide each score term by its mean on held-out good images, so α weighs like with like."""
-        residuals, features = [], []
-        for batch in batches:
-            residual, feature, _, _ = self._terms(batch)
-            residuals.append(residual)
-            features.append(feature)
-        if residuals:
-            means = torch.stack([torch.cat(residuals).mean(), torch.cat(features).mean()])
-            self.score_scale.copy_(means.clamp_min(1e-12))
+        scale = calibrated_scale(self._terms(batch)[:2] for batch in batches)
+        if scale is not None:
+            self.score_scale.copy_(scale)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -1,7 +1,7 @@
-"""BiGAN/ALI networks (Donahue et al. 2016, Dumoulin et al. 2016) with a WGAN-GP critic.
+"""BiGAN/ALI networks (Donahue et al., ICLR 2017; Dumoulin et al., ICLR 2017) with a WGAN-GP critic.
 
-The encoder and generator are the shared DCGAN pyramids. The critic judges (image, latent)
-pairs; it has no BatchNorm, because the gradient penalty is defined per sample and batch
+The encoder (``components.dcgan.LatentEncoder``) and generator are the shared DCGAN pyramids.
+The critic judges (image, latent) pairs; it has no BatchNorm, because the gradient penalty is defined per sample and batch
 statistics would couple the samples (Gulrajani et al. 2017 use layer norm, so do we).
 """
 
@@ -10,18 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from inspector.models.dcgan import DCDecoder, DCEncoder
-
-
-class Encoder(nn.Module):
-    """Image (C, S, S) → latent (nz,)."""
-
-    def __init__(self, image_size: int, channels: int, nz: int, width: int) -> None:
-        super().__init__()
-        self.net = DCEncoder(image_size, channels, nz, width)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).flatten(1)
+from inspector.models.components.dcgan import DCDecoder
 
 
 class Generator(nn.Module):
@@ -39,7 +28,7 @@ class Critic(nn.Module):
     """(image, latent) → (Wasserstein critic value (B,), joint features (B, hidden)).
 
     An image branch of strided convs with layer norm, a latent branch of linears, and a joint
-    head; the joint hidden layer is the "feature representation" that seed 002 matches between
+    head; the joint hidden layer is the "feature representation" that GANspection matches between
     real and generated pairs. The anomaly score compares the image branch's feature maps
     (``image_features``) instead: x and G(E(x)) are scored with the same z, so the joint
     features mostly echo z (on ELPV they ranked defects at chance, AUROC 0.53).

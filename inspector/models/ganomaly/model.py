@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from inspector.models.base import AnomalyModel, bounded, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
-from inspector.models.ganomaly.loss import discriminator_loss, generator_loss
+from inspector.models.base import AnomalyModel, bounded, ModelConfig, ScoreOutput, StepContext, top_fraction_mean
+from inspector.models.components.adversarial import discriminator_loss, frozen, reset_if_won
+from inspector.models.components.dcgan import DCDiscriminator, weights_init
+from inspector.models.components.ganomaly_core import GanomalyGenerator, generator_loss
+from inspector.models.components.two_term import calibrated_scale, register_score_scale, two_term_score
 from inspector.models.ganomaly.scores import feature_distance_map, latent_distance
-from inspector.models.ganomaly.torch_model import Discriminator, Generator
 
 
 @dataclass
@@ -62,12 +65,13 @@ class Ganomaly(AnomalyModel):
     def __init__(self, config: GanomalyConfig) -> None:
         super().__init__(config)
         c = config
-        self.generator = Generator(c.image_size, c.channels, c.nz, c.width, c.extra_layers)
-        self.discriminator = Discriminator(c.image_size, c.channels, c.width, c.extra_layers)
+        self.generator = GanomalyGenerator(c.image_size, c.channels, c.nz, c.width, c.extra_layers)
+        self.discriminator = DCDiscriminator(c.image_size, c.channels, c.width, c.extra_layers)
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
-        # means of the latent and reconstruction terms on held-out good images (score_mode="combined")
-        self.register_buffer("score_scale", torch.ones(2))
+        # means of the latent and reconstruction terms on held-out good images (score_mode="combined");
+        # stored in that order, the reverse of the score's, as model files have always had them
+        register_score_scale(self)
         # NHWC convolutions: ~1.2x faster scoring on CPU (oneDNN), neutral for training; tensor cores on CUDA
         self.to(memory_format=torch.channels_last)
 
@@ -106,8 +110,7 @@ class Ganomaly(AnomalyModel):
         names = [*g, "d_loss"]
         values = torch.stack([v.detach().float() for v in g.values()] + [d_loss.detach().float()]).tolist()
         losses = dict(zip(names, values))
-        if losses["d_loss"] < 1e-5:  # the paper's remedy for a discriminator that has won
-            discriminator.apply(weights_init)
+        reset_if_won(discriminator, losses["d_loss"])
         return losses
 
     def _sigma(self) -> float:
@@ -148,18 +151,11 @@ class Ganomaly(AnomalyModel):
         if c.score_mode == "latent":
             score = latent
         else:
-            w = c.score_weight
-            score = w * recon / self.score_scale[1] + (1 - w) * latent / self.score_scale[0]
+            score = two_term_score(recon, latent, c.score_weight, self.score_scale.flip(0))
         return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=x_hat)
 
-    def calibrate(self, batches) -> None:
-        """Means of the latent and reconstruction terms over held-out good images (for "combined")."""
-        latents, recons = [], []
-        for batch in batches:
-            latent, recon, _, _ = self._terms(batch)
-            latents.append(latent)
-            recons.append(recon)
-        if not latents:
-            return
-        means = torch.stack([torch.cat(latents).mean(), torch.cat(recons).mean()])
-        self.score_scale.copy_(means.clamp_min(1e-12))
+    def calibrate(self, batches: Iterable[Tensor]) -> None:
+        """Means of the reconstruction and latent terms over held-out good images (for "combined")."""
+        scale = calibrated_scale(self._terms(batch)[1::-1] for batch in batches)
+        if scale is not None:
+            self.score_scale.copy_(scale.flip(0))  # stored [latent, reconstruction]

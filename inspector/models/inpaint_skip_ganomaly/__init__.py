@@ -1,4 +1,4 @@
-"""Inpainting Skip-GANomaly: Skip-GANomaly recast as masked image completion (seed 000's variant)."""
+"""Inpainting Skip-GANomaly: Skip-GANomaly recast as masked image completion (an MSc project's variant, car damage detection, City, University of London, 2022)."""
 
 from inspector.models.inpaint_skip_ganomaly.model import InpaintSkipGanomaly as Model
 

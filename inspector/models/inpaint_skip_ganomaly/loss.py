@@ -1,12 +1,9 @@
-"""Inpainting loss: Skip-GANomaly's, with the L1 term weighted towards the hidden pixels."""
+"""Inpainting loss: Skip-GANomaly's (``components.skip_core.generator_loss``), with the L1 term
+weighted towards the hidden pixels by these weights."""
 
 from __future__ import annotations
 
 from torch import Tensor
-
-from inspector.models.skip_ganomaly.loss import discriminator_loss, generator_loss
-
-__all__ = ["discriminator_loss", "generator_loss", "hole_weights"]
 
 
 def hole_weights(mask: Tensor, hole_weight: float) -> Tensor:

@@ -1,4 +1,5 @@
-"""Inpainting Skip-GANomaly (seed 000's variant): reconstruction recast as image completion.
+"""Inpainting Skip-GANomaly (the variant of an MSc project on car damage detection with GANomaly and
+Skip-GANomaly, City, University of London, 2022): reconstruction recast as image completion.
 
 Skip-GANomaly's U-Net can copy an anomaly through its skip connections. Here the same networks
 learn to *complete* hidden regions of good images, and scoring projects an input toward the
@@ -18,14 +19,14 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from inspector.models.base import bounded, StepContext, top_fraction_mean
+from inspector.models.components.skip_core import ScoredSkipConfig, ScoredSkipGanomaly
 from inspector.models.inpaint_skip_ganomaly.loss import hole_weights
 from inspector.models.inpaint_skip_ganomaly.masks import grid_masks, random_masks
 from inspector.models.inpaint_skip_ganomaly.torch_model import completion_generator, completion_input
-from inspector.models.skip_ganomaly.model import SkipGanomaly, SkipGanomalyConfig
 
 
 @dataclass
-class InpaintSkipGanomalyConfig(SkipGanomalyConfig):
+class InpaintSkipGanomalyConfig(ScoredSkipConfig):
     hole_weight: float = bounded(6.0, 0.0, 1e6)  # L1 weight of hidden pixels relative to visible ones
     mask_area_min: float = bounded(0.1, 0.0, 1.0)  # training masks hide this much of the image ...
     mask_area_max: float = bounded(0.3, 0.0, 1.0)  # ... up to this much
@@ -45,7 +46,7 @@ class InpaintSkipGanomalyConfig(SkipGanomalyConfig):
             raise ValueError("iterations must be >= 0; seed_fraction and mask_quantile in (0, 1)")
 
 
-class InpaintSkipGanomaly(SkipGanomaly):
+class InpaintSkipGanomaly(ScoredSkipGanomaly):
     name = "inpaint-skip-ganomaly"
     description = "Skip-GANomaly trained to complete masked regions; scores by iterative hide-and-complete"
     Config = InpaintSkipGanomalyConfig

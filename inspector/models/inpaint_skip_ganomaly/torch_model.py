@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from inspector.models.skip_ganomaly.torch_model import Discriminator, UNetGenerator
-
-__all__ = ["Discriminator", "UNetGenerator", "completion_generator", "completion_input"]
+from inspector.models.components.skip_core import UNetGenerator
 
 
 def completion_generator(image_size: int, channels: int, width: int, max_mult: int) -> UNetGenerator:

@@ -1,4 +1,4 @@
-"""Patch-GANomaly (seed 003): patch-wise GANomaly with sliding-window, full-resolution maps."""
+"""Patch-GANomaly (a master's thesis on patch-wise and transfer-learning GANomaly): patch-wise GANomaly with sliding-window, full-resolution maps."""
 
 from inspector.models.patch_ganomaly.model import PatchGanomaly as Model
 

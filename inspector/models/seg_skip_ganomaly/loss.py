@@ -1,13 +1,10 @@
-"""Losses: Skip-GANomaly's for the generator and discriminator; BCE + soft Dice for the head."""
+"""The segmentation head's loss: BCE + soft Dice (the generator and discriminator train with
+Skip-GANomaly's losses, ``components.skip_core`` and ``components.adversarial``)."""
 
 from __future__ import annotations
 
 from torch import Tensor
 from torch.nn import functional as F
-
-from inspector.models.skip_ganomaly.loss import discriminator_loss, generator_loss
-
-__all__ = ["discriminator_loss", "generator_loss", "segmentation_loss"]
 
 
 def segmentation_loss(logits: Tensor, mask: Tensor) -> Tensor:

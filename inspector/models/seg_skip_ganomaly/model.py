@@ -1,15 +1,17 @@
 """Segmenting Skip-GANomaly as an ``AnomalyModel``.
 
-Seed 000 trains Skip-GANomaly's generator on synthetic anomalies (masked regions) so that it
+An MSc project on car damage detection with GANomaly and Skip-GANomaly (City, University of
+London, 2022) trains Skip-GANomaly's generator on synthetic anomalies (masked regions) so that it
 projects any input toward the clean distribution. Here the synthetic anomalies are painted
 defects (``inspector.data.synthetic``: cracks, dark regions, scratches, blobs, stains,
 cut-and-paste): the generator learns to *remove* them (input = painted image, target = the
 clean one, Skip-GANomaly's adversarial + contextual + latent losses), and a head learns to
 segment them in the image, as DRAEM's discriminative network (Zavrtanik et al., ICCV 2021): a
-decoder on a frozen ImageNet MobileNetV2 (transfer learning, as seed 003 does for GANomaly) when its
-weights are on the machine, else a small U-Net from scratch. The head's probability map is the
-anomaly map: unlike a raw residual it has learnt to ignore texture the generator cannot reproduce
-(e.g. the grain of a polycrystalline solar cell); the generator's restoration is the reconstruction
+decoder on a frozen ImageNet MobileNetV2 (transfer learning, as a master's thesis on patch-wise
+and transfer-learning GANomaly does for GANomaly's encoder) when its weights are on the machine,
+else a small U-Net from scratch. The head's probability map is the anomaly map: unlike a raw
+residual it has learnt to ignore texture the generator cannot reproduce (e.g. the grain of a
+polycrystalline solar cell); the generator's restoration is the reconstruction
 the app shows. With the ImageNet head, a Gaussian of the good training images' trunk features per
 position (PaDiM) joins the score: it ranks real defects more steadily than a head trained on
 painted ones (ELPV: 0.862 / 0.851 for two seeds, against 0.840 / 0.788 for the head alone).
@@ -27,12 +29,12 @@ from torch.nn import functional as F
 
 from inspector.data.synthetic import DEFECT_KINDS, paint_defect
 from inspector.models.base import bounded, ScoreOutput, StepContext, top_fraction_mean
-from inspector.models.feature_gaussian import PositionGaussian
-from inspector.models.mobilenet import MobileNetV2
-from inspector.models.pretrained import load_weights, pretrained_source
+from inspector.models.components.feature_gaussian import PositionGaussian
+from inspector.models.components.mobilenet import MobileNetV2
+from inspector.models.components.pretrained import load_weights, pretrained_source
+from inspector.models.components.skip_core import SkipGanomalyNetConfig, SkipGanomalyNetworks
 from inspector.models.seg_skip_ganomaly.loss import segmentation_loss
 from inspector.models.seg_skip_ganomaly.torch_model import ImageNetSegmentationHead, SegmentationHead
-from inspector.models.skip_ganomaly.model import SkipGanomalyNetConfig, SkipGanomalyNetworks
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Networks: Skip-GANomaly's generator and discriminator, and the heads that segment defects: a small
-U-Net trained from scratch, or a decoder on a frozen ImageNet MobileNetV2 (transfer learning)."""
+"""The heads that segment defects (the generator and discriminator are Skip-GANomaly's,
+``components.skip_core``): a small U-Net trained from scratch, or a decoder on a frozen ImageNet
+MobileNetV2 (transfer learning)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from inspector.models.mobilenet import MobileNetV2
-from inspector.models.pretrained import ImageNetInput
-from inspector.models.skip_ganomaly.torch_model import Discriminator, UNetGenerator
+from inspector.models.components.mobilenet import MobileNetV2
+from inspector.models.components.pretrained import ImageNetInput
 
-__all__ = ["Discriminator", "ImageNetSegmentationHead", "SegmentationHead", "UNetGenerator"]
+__all__ = ["ImageNetSegmentationHead", "SegmentationHead"]
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:

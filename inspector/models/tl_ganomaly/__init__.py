@@ -1,4 +1,4 @@
-"""TL-GANomaly (seed 003): GANomaly with an ImageNet ResNet-18 first encoder (transfer learning)."""
+"""TL-GANomaly (a master's thesis on patch-wise and transfer-learning GANomaly): GANomaly with an ImageNet ResNet-18 first encoder (transfer learning)."""
 
 from inspector.models.tl_ganomaly.model import TLGanomaly as Model
 

@@ -1,8 +1,9 @@
 """TL-GANomaly networks: GANomaly whose first encoder is an ImageNet backbone (transfer learning):
-ResNet-18, as the seed, or MobileNetV2.
+ResNet-18, as the thesis on patch-wise and transfer-learning GANomaly, or MobileNetV2.
 
 x → z = E_TL(x) (the backbone's trunk + a conv to the latent) → x̂ = DCGAN decoder(z) → ẑ = E(x̂)
-(a DCGAN encoder from scratch, as in the seed's code), with GANomaly's discriminator.
+(a DCGAN encoder from scratch, as in the thesis's code); the discriminator is GANomaly's
+(``components.dcgan.DCDiscriminator``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import logging
 
 from torch import Tensor, nn
 
-from inspector.models.dcgan import DCDecoder, DCEncoder
-from inspector.models.ganomaly.torch_model import Discriminator
-from inspector.models.mobilenet import MobileNetV2
-from inspector.models.pretrained import ImageNetInput, load_weights, pretrained_source
-from inspector.models.resnet import ResNet18, feature_size
+from inspector.models.components.dcgan import DCDecoder, DCEncoder
+from inspector.models.components.mobilenet import MobileNetV2
+from inspector.models.components.pretrained import ImageNetInput, load_weights, pretrained_source
+from inspector.models.components.resnet import ResNet18, feature_size
 
 # name → (builder of the trunk, its name in words, keys of a torchvision file the trunk does not have)
 BACKBONES = {
@@ -23,7 +23,7 @@ BACKBONES = {
     "mobilenet_v2": (MobileNetV2, "MobileNetV2", ("classifier.",)),
 }
 
-__all__ = ["Discriminator", "TLEncoder", "TLGenerator", "init_backbone"]
+__all__ = ["TLEncoder", "TLGenerator", "init_backbone"]
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
-"""TransGAN + latent search (seed 004) as an ``AnomalyModel``.
+"""TransGAN (Jiang, Chang & Wang, NeurIPS 2021) + latent search, after a project on anomaly detection
+with TransGAN, as an ``AnomalyModel``.
 
 Training: a transformer GAN on good images, plus an encoder trained alongside to predict z.
-Scoring: AnoGAN's iterative search (Schlegl et al. 2017) for the z whose G(z) best matches each
+Scoring: AnoGAN's iterative search (Schlegl et al., IPMI 2017) for the z whose G(z) best matches each
 image, started from the encoder's guess and run for all images of a batch at once, bounded in
 steps and in time; the residual |x − G(z*)| is the anomaly map.
 """
@@ -17,9 +18,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from inspector.models.base import AnomalyModel, bounded, frozen, ModelConfig, ScoreOutput, StepContext, top_fraction_mean, weights_init
+from inspector.models.base import AnomalyModel, bounded, ModelConfig, ScoreOutput, StepContext, top_fraction_mean
+from inspector.models.components.adversarial import frozen
+from inspector.models.components.dcgan import LatentEncoder, weights_init
+from inspector.models.components.two_term import calibrated_scale, register_score_scale, two_term_score
 from inspector.models.transgan.loss import discriminator_loss, encoder_losses, generator_loss, search_loss
-from inspector.models.transgan.torch_model import Discriminator, Encoder, Generator
+from inspector.models.transgan.torch_model import Discriminator, Generator
 
 
 @dataclass
@@ -72,10 +76,10 @@ class TransGan(AnomalyModel):
         c = config
         self.generator = Generator(c.image_size, c.channels, c.nz, c.dim, c.depth)
         self.discriminator = Discriminator(c.image_size, c.channels, c.d_dim, c.d_depth)
-        self.encoder = Encoder(c.image_size, c.channels, c.nz, c.encoder_width)
+        self.encoder = LatentEncoder(c.image_size, c.channels, c.nz, c.encoder_width)
         self.encoder.apply(weights_init)
         # means of (residual, feature distance) on held-out good images, set by calibrate()
-        self.register_buffer("score_scale", torch.ones(2))
+        register_score_scale(self)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, self.config.beta2)
@@ -172,24 +176,21 @@ class TransGan(AnomalyModel):
         amap = self.residual_map(batch, x_hat, sigma=self.config.image_size / 32)
         return top_fraction_mean(amap, self.config.top_fraction), feature, amap, x_hat
 
-    def score(self, batch: Tensor) -> ScoreOutput:
+    def _searched_terms(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``_terms`` at the z the search finds for each image."""
         z, _ = self.search(batch)
-        residual, feature, amap, x_hat = self._terms(batch, z)
-        a = self.config.score_weight
-        score = a * residual / self.score_scale[0] + (1 - a) * feature / self.score_scale[1]
+        return self._terms(batch, z)
+
+    def score(self, batch: Tensor) -> ScoreOutput:
+        residual, feature, amap, x_hat = self._searched_terms(batch)
+        score = two_term_score(residual, feature, self.config.score_weight, self.score_scale)
         return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=x_hat)
 
     def calibrate(self, batches: Iterable[Tensor]) -> None:
         """Divide each score term by its mean on held-out good images (searched like any image)."""
-        residuals, features = [], []
-        for batch in batches:
-            z, _ = self.search(batch)
-            residual, feature, _, _ = self._terms(batch, z)
-            residuals.append(residual)
-            features.append(feature)
-        if residuals:
-            means = torch.stack([torch.cat(residuals).mean(), torch.cat(features).mean()])
-            self.score_scale.copy_(means.clamp_min(1e-12))
+        scale = calibrated_scale(self._searched_terms(batch)[:2] for batch in batches)
+        if scale is not None:
+            self.score_scale.copy_(scale)
 
     def sample_reconstructions(self, batch: Tensor) -> Tensor:
         """Training previews skip the search: G(E(x)) (or G of the best random start) is enough to watch."""

@@ -6,17 +6,15 @@ TransGAN's later stages) and halve the token width → a linear map of each toke
 block of pixels, Tanh. Above 16×16 tokens the blocks attend within 8×8 windows (TransGAN's
 grid self-attention); the grid stops at 32×32 tokens (r = image_size / 32 beyond), which keeps
 a CPU step affordable at 64–256 px. Discriminator: a ViT over 8×8 patches with a class token.
-An encoder (the shared DCGAN pyramid) predicts z from an image, to start the latent search.
+An encoder (``components.dcgan.LatentEncoder``) predicts z from an image, to start the latent search.
 """
 
 from __future__ import annotations
-
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from inspector.models.dcgan import DCEncoder
 
 BASE_GRID = 8  # tokens per side of the generator's first stage and of the discriminator
 FULL_ATTENTION_MAX = 16  # grids up to 16×16 tokens attend globally, larger ones in windows
@@ -144,14 +142,3 @@ class Discriminator(nn.Module):
             x = block(x)
         features = self.norm(x)
         return self.head(features[:, 0]).squeeze(1), features
-
-
-class Encoder(nn.Module):
-    """Image → latent (nz,): the starting point of the latent search."""
-
-    def __init__(self, image_size: int, channels: int, nz: int, width: int) -> None:
-        super().__init__()
-        self.net = DCEncoder(image_size, channels, nz, width)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).flatten(1)

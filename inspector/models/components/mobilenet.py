@@ -2,7 +2,7 @@
 
 Written here because torchvision cannot be imported beside every torch build; the keys
 (``features.N...``) match torchvision's ``mobilenet_v2-b0353104.pth``, so ImageNet weights load
-with strict key matching (``inspector.models.pretrained.load_weights``).
+with strict key matching (``inspector.models.components.pretrained.load_weights``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DCGAN encoder and decoder pyramids shared by the GANomaly family (Radford et al. 2016).
+"""DCGAN pyramids shared by the GANomaly family, BiGAN and TransGAN (Radford et al. 2016).
 
 Kept as in the GANomaly reference code: 4×4 convolutions with stride 2, BatchNorm,
 LeakyReLU(0.2) going down and ReLU going up, a 4×4 "final" layer to/from the latent vector.
@@ -49,3 +49,41 @@ class DCDecoder(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)
+
+
+class DCDiscriminator(nn.Module):
+    """DCGAN discriminator of GANomaly and Skip-GANomaly; returns (logit, features of its last
+    conv block): the features drive the adversarial (feature-matching) loss and the latent score."""
+
+    def __init__(self, image_size: int, channels: int, width: int, extra_layers: int = 0) -> None:
+        super().__init__()
+        encoder = DCEncoder(image_size, channels, 1, width, extra_layers)
+        self.features = encoder.features
+        self.classifier = encoder.final
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.features(x)
+        return self.classifier(features).flatten(), features
+
+
+class LatentEncoder(nn.Module):
+    """Image (C, S, S) → latent vector (nz,): BiGAN's encoder, and TransGAN's start of the latent search."""
+
+    def __init__(self, image_size: int, channels: int, nz: int, width: int) -> None:
+        super().__init__()
+        self.net = DCEncoder(image_size, channels, nz, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).flatten(1)
+
+
+def weights_init(module: nn.Module) -> None:
+    """DCGAN initialisation (N(0, 0.02) convs, N(1, 0.02) norms), as the GANomaly papers use."""
+    name = type(module).__name__
+    if "Conv" in name and hasattr(module, "weight"):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+    elif "BatchNorm" in name:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
