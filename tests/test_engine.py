@@ -167,3 +167,26 @@ def test_registry_versions_resolve_rename_delete(tiny_bundle, tmp_path):
         reg.resolve("line-b")
     with pytest.raises(ModelRefError):
         reg.add(tiny_bundle, "bad name/with slash")
+
+
+def test_registry_adds_a_new_version_with_a_threshold_set_by_hand(tiny_bundle, tmp_path, parts_dir):
+    reg = ModelRegistry(tmp_path / "models")
+    first = reg.add(tiny_bundle, "line")
+    loaded = reg.load("line@v1")
+    entry = reg.add_threshold_version(loaded, 0.123, {"false_alarm_rate": 0.01}, dataset="parts")
+    assert (entry.name, entry.version, entry.info.parent) == ("line", 2, "line@v1")
+    t = entry.info.threshold
+    assert (t.value, t.method, t.stats) == (0.123, "manual", {"false_alarm_rate": 0.01})
+    assert t.params == {"previous": first.info.threshold.to_dict(), "dataset": "parts"}
+    assert "was" in entry.info.notes and reg.resolve("line") == entry.path
+    assert reg.versions("line")[0].info.threshold == first.info.threshold  # the version it came from is untouched
+    again = reg.load("line@v2")
+    assert again.info.threshold == t and again.info.config == first.info.config
+    images = [read_image(p) for p in list_images(parts_dir)[:3]]
+    same = [p.score for p in Predictor(again, "cpu").predict_batch(images)]
+    assert same == [p.score for p in Predictor(loaded, "cpu").predict_batch(images)]  # the same weights
+    elsewhere = reg.add_threshold_version(again, 0.2, name="line-copy")
+    assert (elsewhere.name, elsewhere.version, elsewhere.info.parent) == ("line-copy", 1, "line@v2")
+    unregistered = ModelBundle.load(tiny_bundle.save(tmp_path / "loose.inspector"))
+    with pytest.raises(RegistryError, match="needs a name"):
+        reg.add_threshold_version(unregistered, 0.3)

@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 
 from inspector.engine import metrics
-from inspector.engine.threshold import from_good_scores, with_defects
+from inspector.engine.threshold import (
+    SYNTHETIC_DEFECTS_MIN,
+    TRAINING_MODES,
+    Threshold,
+    ThresholdMode,
+    calibrate,
+    from_good_scores,
+    synthetic_defects,
+    with_defects,
+)
 
 
 def test_auroc_known_values():
@@ -55,7 +64,7 @@ def test_pixel_auroc_rewards_maps_that_peak_in_the_mask():
 def test_threshold_from_good_scores_is_the_quantile():
     good = np.arange(100, dtype=float)
     t = from_good_scores(good, false_alarm_rate=0.05)
-    assert t.method == "good-quantile"
+    assert t.method == ThresholdMode.GOOD_QUANTILE
     assert np.mean(good > t.value) == pytest.approx(0.05, abs=0.011)
     with pytest.raises(ValueError):
         from_good_scores([])
@@ -64,8 +73,42 @@ def test_threshold_from_good_scores_is_the_quantile():
 def test_threshold_with_defects_respects_false_alarm_cap():
     good = np.linspace(0, 1, 100)
     bad = np.linspace(0.5, 1.5, 100)  # overlaps half of the good range
-    t = with_defects(good, bad, "synthetic-f1", max_false_alarm_rate=0.05)
+    t = with_defects(good, bad, ThresholdMode.SYNTHETIC_F1, max_false_alarm_rate=0.05)
     assert np.mean(good > t.value) <= 0.05 + 1e-9
     assert t.stats["detection_rate"] > 0.4
-    easy = with_defects(good, bad + 10, "labelled-f1")
+    easy = with_defects(good, bad + 10, ThresholdMode.LABELLED_F1)
     assert easy.stats["false_alarm_rate"] == 0 and easy.stats["detection_rate"] == 1
+
+
+def test_threshold_modes_are_the_strings_model_files_store():
+    assert [m.value for m in ThresholdMode] == ["good-quantile", "synthetic-f1", "labelled-f1", "manual"]
+    assert TRAINING_MODES == (ThresholdMode.GOOD_QUANTILE, ThresholdMode.SYNTHETIC_F1)
+    stored = Threshold.from_dict({"value": 0.5, "method": "synthetic-f1"})
+    assert stored.method == ThresholdMode.SYNTHETIC_F1 and ThresholdMode(stored.method) is ThresholdMode.SYNTHETIC_F1
+    assert f"{ThresholdMode.MANUAL}" == "manual"  # in messages and f-strings, the stored text
+    t = calibrate("good-quantile", np.arange(10.0), 0.1)
+    assert type(t.method) is str and t.to_dict()["method"] == "good-quantile"
+
+
+def test_calibrate_chooses_by_mode_as_the_functions_it_stands_for():
+    rng = np.random.default_rng(3)
+    good, bad = rng.normal(0, 1, 200), rng.normal(3, 1, 64)
+    assert calibrate(ThresholdMode.GOOD_QUANTILE, good, 0.02) == from_good_scores(good, 0.02)
+    assert calibrate("synthetic-f1", good, 0.05, bad) == with_defects(good, bad, "synthetic-f1", 0.05)
+    labelled = calibrate(ThresholdMode.LABELLED_F1, good, 0.05, bad)
+    assert labelled.method == "labelled-f1" and labelled.value == with_defects(good, bad, "labelled-f1", 0.05).value
+    with pytest.raises(ValueError, match="needs defect scores"):
+        calibrate(ThresholdMode.SYNTHETIC_F1, good, 0.05)
+    with pytest.raises(ValueError, match="set by hand"):
+        calibrate(ThresholdMode.MANUAL, good, 0.05)
+    with pytest.raises(ValueError, match="unknown threshold mode 'median'"):
+        calibrate("median", good, 0.05)
+
+
+def test_synthetic_defect_set_has_one_per_good_image_and_at_least_the_minimum():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (32, 32), dtype=np.uint8) for _ in range(40)]
+    assert len(synthetic_defects(images[:5], seed=1)) == SYNTHETIC_DEFECTS_MIN
+    assert len(synthetic_defects(images, seed=1)) == 40
+    first, again = synthetic_defects(images[:5], seed=1), synthetic_defects(images[:5], seed=1)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again))

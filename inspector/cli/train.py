@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.cli.common import MAX_BATCH, MAX_EPOCHS, MAX_SEED, CliError, ProgressBar, duration, fmt, number_in, open_registry, print_json
+from inspector.engine.threshold import TRAINING_MODES, ThresholdMode
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=number_in(int, 0, MAX_SEED), default=0)
     t.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method hyper-parameter (repeatable)")
     t.add_argument("--augment", action="store_true", help="random flips during training")
-    t.add_argument("--threshold-mode", default="good-quantile", choices=("good-quantile", "synthetic-f1"))
+    t.add_argument("--threshold-mode", default=ThresholdMode.GOOD_QUANTILE.value, choices=[m.value for m in TRAINING_MODES])
     t.add_argument("--false-alarm-rate", type=number_in(float, 0.0, 0.5, low_open=True), default=0.02,
                    help="target false alarms on held-out good images, more than 0 and at most 0.5")
     t.add_argument("--init-from", metavar="MODEL", help="fine-tune from this model (becomes the parent version)")

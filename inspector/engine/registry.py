@@ -13,6 +13,7 @@ the operator's verdict) without putting it in use.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from inspector.atomic import write_bytes_atomic
 from inspector.engine import paths
 from inspector.engine.bundle import MODEL_SUFFIX, ModelBundle, ModelFileError, ModelInfo, read_info
 from inspector.engine.modelref import ModelRef, ModelRefError, check_name, inside
+from inspector.engine.threshold import Threshold, ThresholdMode
 
 _VERSION_FILE = re.compile(r"^v(\d+)" + re.escape(MODEL_SUFFIX) + "$")
 ACTIVE_FILE = "active"  # <name>/active holds the pinned version number
@@ -157,6 +159,25 @@ class ModelRegistry:
         if activate and self.pinned_version(name) is not None:
             self.set_active(name, info.version)
         return Entry(name, info.version, path, info)
+
+    def add_threshold_version(self, bundle: ModelBundle, value: float, stats: dict | None = None,
+                              dataset: str | None = None, name: str | None = None) -> Entry:
+        """A new version of ``bundle``'s model with a threshold set by hand: the same weights, a
+        copy of the metadata with a ``manual`` threshold (the one it replaces kept in its params,
+        ``stats`` as measured where it was chosen, e.g. on ``dataset``), created now, parent = the
+        bundle's version. Stored under ``name``, else the bundle's own name; the version it came
+        from is left as it was."""
+        old = bundle.info
+        target = name or old.name
+        if not target:
+            raise RegistryError("an unregistered model file needs a name to save a new threshold version under")
+        info = ModelInfo.from_dict(old.to_dict())  # a deep copy
+        info.threshold = Threshold(
+            float(value), ThresholdMode.MANUAL.value, {"previous": old.threshold.to_dict(), "dataset": dataset}, dict(stats or {}),
+        )
+        info.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        info.notes = f"threshold set by hand (was {old.threshold.value:.6g}, {old.threshold.method})"
+        return self.add(ModelBundle(bundle.model, info), target, parent=old.ref if old.name else None)
 
     def _claim(self, folder: Path, bundle: ModelBundle) -> Path:
         """Write the bundle as ``v<N>`` with the next free N: it is saved under a temp name, then

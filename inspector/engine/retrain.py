@@ -52,7 +52,7 @@ from inspector.engine.modelref import check_name, inside
 from inspector.engine.predictor import Predictor
 from inspector.engine.registry import Entry, ModelRegistry, RegistryError
 from inspector.engine.results_store import ResultsStore
-from inspector.engine.threshold import Threshold, from_good_scores, with_defects
+from inspector.engine.threshold import Threshold, ThresholdMode, calibrate, synthetic_defects
 from inspector.engine.trainer import Event, TrainConfig, Trainer
 from inspector.engine.workflow import STALE_TEMP_S
 
@@ -416,12 +416,11 @@ class Retrainer:
             return  # keep the trainer's own calibration
         predictor = Predictor(bundle, self.device)
         good = np.array([p.score for p in predictor.predict_batch(images)])
-        if config.threshold_mode == "synthetic-f1":
-            defects = [im for im, _ in make_defect_set(images, max(len(images), 32), seed=config.seed)]
+        bad = None
+        if config.threshold_mode == ThresholdMode.SYNTHETIC_F1:
+            defects = [im for im, _ in synthetic_defects(images, seed=config.seed)]
             bad = np.array([p.score for p in predictor.predict_batch(defects)])
-            threshold = with_defects(good, bad, "synthetic-f1", config.false_alarm_rate)
-        else:
-            threshold = from_good_scores(good, config.false_alarm_rate)
+        threshold = calibrate(config.threshold_mode, good, config.false_alarm_rate, bad)
         threshold.params["calibrated_on"] = f"{len(images)} held-out good images never trained on (retrain)"
         old: Threshold = bundle.info.threshold
         threshold.params["trainer_threshold"] = old.value

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
+from inspector.data.synthetic import make_defect_set
 from inspector.engine.metrics import auroc, best_f1
+
+
+class ThresholdMode(StrEnum):
+    """How a threshold was chosen. The values are the strings model files store (``method``),
+    so a stored file and ``ThresholdMode`` compare equal either way."""
+
+    GOOD_QUANTILE = "good-quantile"  # a false-alarm budget on held-out good images
+    SYNTHETIC_F1 = "synthetic-f1"  # best F1 against painted defects, false alarms capped
+    LABELLED_F1 = "labelled-f1"  # best F1 against labelled defect images, false alarms capped
+    MANUAL = "manual"  # set by hand in the app
+
+
+TRAINING_MODES = (ThresholdMode.GOOD_QUANTILE, ThresholdMode.SYNTHETIC_F1)  # what training can choose by itself
+SYNTHETIC_DEFECTS_MIN = 32  # fewer painted defects make the F1 / AUROC estimates jump from run to run
 
 
 @dataclass
@@ -15,7 +31,7 @@ class Threshold:
     """A threshold plus how it was chosen, stored in the model file (score > value = NG)."""
 
     value: float
-    method: str  # good-quantile | synthetic-f1 | labelled-f1 | manual
+    method: str  # a ThresholdMode value (or "uncalibrated" while training)
     params: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
 
@@ -65,7 +81,7 @@ def from_good_scores(good_scores, false_alarm_rate: float = 0.01) -> Threshold:
     value = _finite_threshold(float(np.quantile(good, 1.0 - false_alarm_rate)))
     return Threshold(
         value,
-        "good-quantile",
+        ThresholdMode.GOOD_QUANTILE.value,
         {"false_alarm_rate": false_alarm_rate, "n_good": int(good.size)},
         {"good_mean": float(good.mean()), "good_std": float(good.std()), "good_max": float(good.max())},
     )
@@ -97,3 +113,26 @@ def with_defects(good_scores, defect_scores, method: str, max_false_alarm_rate: 
             "detection_rate": float(np.mean(bad > value)),
         },
     )
+
+
+def synthetic_defects(good_images: list[np.ndarray], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The painted (defect image, mask) pairs calibration scores: as many as there are good
+    images, at least SYNTHETIC_DEFECTS_MIN; deterministic for a seed."""
+    return make_defect_set(good_images, max(len(good_images), SYNTHETIC_DEFECTS_MIN), seed=seed)
+
+
+def calibrate(mode: ThresholdMode | str, good_scores, false_alarm_rate: float, defect_scores=None) -> Threshold:
+    """The threshold of ``mode`` from held-out good scores (and, for the F1 modes, defect scores:
+    of ``synthetic_defects`` for synthetic-f1). ``false_alarm_rate`` is the target of
+    good-quantile and the cap of the F1 modes. The trainer and the retrainer both choose here."""
+    try:
+        mode = ThresholdMode(mode)
+    except ValueError:
+        raise ValueError(f"unknown threshold mode '{mode}': use one of {', '.join(m.value for m in ThresholdMode)}") from None
+    if mode is ThresholdMode.GOOD_QUANTILE:
+        return from_good_scores(good_scores, false_alarm_rate)
+    if mode is ThresholdMode.MANUAL:
+        raise ValueError("a manual threshold is set by hand, not calibrated")
+    if defect_scores is None:
+        raise ValueError(f"{mode.value} calibration needs defect scores")
+    return with_defects(good_scores, defect_scores, mode.value, false_alarm_rate)

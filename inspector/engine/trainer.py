@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from inspector.data.images import ImageReadError, ReadReport, read_image
-from inspector.data.synthetic import make_defect_set
 from inspector.atomic import write_bytes_atomic
 from inspector.engine import metrics
 from inspector.engine.bundle import MAX_WEIGHT_BYTES, ModelBundle, ModelInfo
@@ -35,12 +34,11 @@ from inspector.engine.device import device_label, limit_threads, select_device
 from inspector.engine.events import CancelToken, TrainProgress
 from inspector.engine.predictor import Predictor
 from inspector.engine.preprocess import NORMALISATION, resize_to_model, to_tensor, to_uint8
-from inspector.engine.threshold import Threshold, check_false_alarm_rate, from_good_scores, with_defects
+from inspector.engine.threshold import TRAINING_MODES, Threshold, ThresholdMode, calibrate, check_false_alarm_rate, synthetic_defects
 from inspector.models import AnomalyModel, StepContext, create_meta_model, create_model, get_method
 from inspector.models.base import eval_mode
 from inspector.text import first_line, shown
 
-THRESHOLD_MODES = ("good-quantile", "synthetic-f1")
 EPOCHS_MAX = 10_000
 BATCH_SIZE_MAX = 4096
 SEED_MAX = 2**32 - 1
@@ -76,12 +74,13 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used on CUDA only
     augment: bool = False  # random flips (for parts that look the same mirrored)
     holdout_fraction: float = 0.1  # good images kept out of training to calibrate the threshold
-    threshold_mode: str = "good-quantile"  # or "synthetic-f1"
+    threshold_mode: str = ThresholdMode.GOOD_QUANTILE.value  # one of TRAINING_MODES, kept a plain string (checkpoints)
     false_alarm_rate: float = 0.02  # target for good-quantile; the cap for synthetic-f1
     params: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
 
     def __post_init__(self) -> None:
         self.validate()
+        self.threshold_mode = ThresholdMode(self.threshold_mode).value  # a plain string: checkpoints load it without the enum
 
     def model_options(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "channels": self.channels, **self.params}
@@ -115,8 +114,8 @@ class TrainConfig:
         h = self.holdout_fraction
         if isinstance(h, bool) or not isinstance(h, (int, float)) or not (0.0 < h <= 0.5):
             raise TrainConfigError(f"holdout_fraction must be a number in (0, 0.5], got {shown(h)}")
-        if self.threshold_mode not in THRESHOLD_MODES:
-            raise TrainConfigError(f"threshold_mode must be one of {', '.join(THRESHOLD_MODES)}, got {shown(self.threshold_mode)}")
+        if self.threshold_mode not in TRAINING_MODES:
+            raise TrainConfigError(f"threshold_mode must be one of {', '.join(TRAINING_MODES)}, got {shown(self.threshold_mode)}")
         try:
             check_false_alarm_rate(self.false_alarm_rate)
         except ValueError as e:
@@ -399,16 +398,11 @@ class Trainer:
         predictor = Predictor(ModelBundle(model, provisional), self.device)
         good_scores, good_maps = predictor.score_at_model_size(holdout)
         self.cancel.raise_if_cancelled()
-        defects = make_defect_set(holdout, n=max(len(holdout), 32), seed=c.seed)
+        defects = synthetic_defects(holdout, seed=c.seed)  # always: they also measure detection and localisation
         bad_scores, bad_maps = predictor.score_at_model_size([d[0] for d in defects])
         masks = [d[1] for d in defects]
 
-        if c.threshold_mode == "synthetic-f1":
-            threshold = with_defects(good_scores, bad_scores, "synthetic-f1", c.false_alarm_rate)
-        elif c.threshold_mode == "good-quantile":
-            threshold = from_good_scores(good_scores, c.false_alarm_rate)
-        else:
-            raise ValueError(f"unknown threshold mode '{c.threshold_mode}'")
+        threshold = calibrate(c.threshold_mode, good_scores, c.false_alarm_rate, bad_scores)
         labels = np.r_[np.zeros(len(good_scores)), np.ones(len(bad_scores))]
         scores = np.r_[good_scores, bad_scores]
         good_pixels = np.concatenate([m.ravel() for m in good_maps])

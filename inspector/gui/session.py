@@ -8,7 +8,6 @@ everywhere at once. :meth:`Session.save_threshold` writes it as a new registry v
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 from pathlib import Path
@@ -131,28 +130,17 @@ class Session(QObject):
         return decide(score, self.predictor.threshold)
 
     def save_threshold(self, stats: dict | None = None, name: str | None = None):
-        """Write the current threshold into a NEW registry version (parent = the loaded version).
-
-        The weights are the loaded ones; only the metadata changes. Returns the registry entry.
-        """
-        from inspector.engine.bundle import ModelBundle, ModelInfo
+        """Write the current threshold into a NEW registry version (parent = the loaded version;
+        the registry's ``add_threshold_version``), then use that version. Returns its entry."""
+        from inspector.engine.bundle import ModelBundle
         from inspector.engine.predictor import Predictor
-        from inspector.engine.threshold import Threshold
 
         if self.predictor is None:
             raise ValueError("load a model first")
-        old = self.predictor.info
-        info = ModelInfo.from_dict(old.to_dict())  # a deep copy
-        info.threshold = Threshold(
-            self.threshold,
-            "manual",
-            {"previous": old.threshold.to_dict(), "dataset": self.dataset.name if self.dataset else None},
-            dict(stats or {}),
+        bundle = ModelBundle(self.predictor.model, self.predictor.info)
+        entry = self.registry().add_threshold_version(
+            bundle, self.threshold, stats, dataset=self.dataset.name if self.dataset else None, name=name,
         )
-        info.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        info.notes = f"threshold set by hand in the app (was {old.threshold.value:.6g}, {old.threshold.method})"
-        parent = old.ref if old.name else None
-        entry = self.registry().add(ModelBundle(self.predictor.model, info), name or old.name, parent=parent)
         self.set_predictor(Predictor(ModelBundle(self.predictor.model, entry.info), self.predictor.device), keep_scores=True)
         self.registryChanged.emit()
         self.info.emit(f"Saved threshold {entry.info.threshold.value:.6g} as {entry.info.ref}")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from inspector.engine.threshold import TRAINING_MODES, ThresholdMode
 from inspector.gui.methods import PRESETS, MethodChoice
 from inspector.gui.settings import Settings
 from inspector.gui.widgets.image_view import TitledImage
@@ -34,10 +35,10 @@ from inspector.gui.widgets.plots import LossPlot
 from inspector.gui.workers import Job
 
 IMAGE_SIZES = (32, 64, 128, 256)
-THRESHOLD_MODES = (
-    ("good-quantile", "False-alarm budget on held-out good images"),
-    ("synthetic-f1", "Best F1 on synthetic defects (false alarms capped)"),
-)
+THRESHOLD_MODES = {  # the modes training chooses itself (TRAINING_MODES), as the combo box offers them
+    ThresholdMode.GOOD_QUANTILE: "False-alarm budget on held-out good images",
+    ThresholdMode.SYNTHETIC_F1: "Best F1 on synthetic defects (false alarms capped)",
+}
 
 
 def human_duration(seconds: float) -> str:
@@ -117,8 +118,8 @@ class TrainPage(QWidget):
         self.params_box.addWidget(self.params)
 
         self.threshold_mode = QComboBox()
-        for value, text in THRESHOLD_MODES:
-            self.threshold_mode.addItem(text, value)
+        for mode in TRAINING_MODES:
+            self.threshold_mode.addItem(THRESHOLD_MODES[mode], mode.value)
         self.false_alarm = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=50.0, value=2.0, suffix=" %")
         self.false_alarm.setToolTip("Share of good parts the threshold may flag on held-out good images")
 
