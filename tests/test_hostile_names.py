@@ -46,6 +46,23 @@ def test_references_parse_in_one_place(text, expected):
     assert ModelRef.parse(text) == expected and ModelRef.parse(str(expected)) == expected
 
 
+def test_references_are_written_in_one_spelling_that_reads_back(tmp_path):
+    from inspector.engine.modelref import ref_text
+    from inspector.engine.results_store import ResultsStore
+
+    assert ref_text("solar", 3) == str(ModelRef("solar", 3)) == "solar@v3" and ref_text("solar", None) == "solar"
+    info = ModelInfo("autoencoder", {}, Threshold(0.5, "manual"), name="solar", version=3)
+    assert info.ref == "solar@v3" and ModelRef.parse(info.ref) == ModelRef("solar", 3)
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        store.record(source="camera 0", frame_id=1, frame_name="", model="solar", model_version=3, score=0.1,
+                     threshold=0.5, decision="OK")
+        store.record(source="camera 0", frame_id=2, frame_name="", model="loose", model_version=0, score=0.9,
+                     threshold=0.5, decision="NG")
+        assert store.models() == ["loose", "solar@v3"]
+        assert {r.model_ref for r in store.query()} == {"loose", "solar@v3"}
+        assert [r.frame_id for r in store.query(model=store.models()[1])] == [1]  # what it lists, it filters by
+
+
 @pytest.mark.parametrize("text", ["solar@", "solar@vx", "solar@v-1", "solar@v0", "solar@v1@v2", "../solar@v1", "solar@v١"])
 def test_bad_references_are_refused(text):
     with pytest.raises(ModelRefError):

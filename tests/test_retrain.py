@@ -23,7 +23,6 @@ from inspector.engine.retrain import (
     give_feedback,
     lineage,
     promote,
-    rollback,
 )
 from tests.conftest import make_part
 from tests.test_live import typical_goods, unmistakable_defect, wait_for
@@ -159,7 +158,7 @@ def test_feedback_retrain_promote_and_rollback(tiny_bundle, parts_dir, tmp_home,
         promote(reg, "line", 2)
         assert wait_for(lambda: looping.last_result.model_version == 2)
         assert looping.running, "swapped without stopping"
-        rollback(reg, "line", 1)
+        promote(reg, "line", 1)  # a roll back: an earlier version back in use
         assert wait_for(lambda: looping.last_result.model_version == 1)
     finally:
         looping.stop()

@@ -31,6 +31,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def models_list(registry, args: argparse.Namespace) -> int:
     """The version in use of every model, then every file that cannot be read (listed, not fatal)."""
+    from inspector.engine.modelref import ref_text
+
     entries, broken = registry.list(), registry.broken()
     if args.json:
         print_json({
@@ -47,7 +49,7 @@ def models_list(registry, args: argparse.Namespace) -> int:
         latest = registry.latest(e.name).version
         print(f"{e.name:28s} {'v' + str(e.version):>6s} {'v' + str(latest):>6s} {e.info.method:22s} {e.info.threshold.value:10.4g}  {e.info.created}")
     for b in broken:
-        print(f"{b.name + '@v' + str(b.version):28s} BROKEN  {b.error}")
+        print(f"{ref_text(b.name, b.version):28s} BROKEN  {b.error}")
     return 0
 
 

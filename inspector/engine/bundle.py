@@ -25,7 +25,7 @@ from safetensors.torch import save as save_tensors
 
 from inspector import __version__
 from inspector.atomic import write_bytes_atomic
-from inspector.engine.modelref import VERSION_MAX, ModelRefError, check_name
+from inspector.engine.modelref import VERSION_MAX, ModelRefError, check_name, ref_text
 from inspector.engine.threshold import Threshold
 from inspector.models import AnomalyModel, create_meta_model, create_model, get_method, method_names
 from inspector.text import first_line, shown
@@ -84,7 +84,7 @@ class ModelInfo:
 
     @property
     def ref(self) -> str:
-        return f"{self.name}@v{self.version}" if self.name else "(unregistered)"
+        return ref_text(self.name, self.version) if self.name else "(unregistered)"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -50,7 +50,13 @@ class ModelRef:
         return ModelRef(self.name, version)
 
     def __str__(self) -> str:
-        return self.name if self.version is None else f"{self.name}@v{self.version}"
+        return ref_text(self.name, self.version)
+
+
+def ref_text(name: str, version: int | None) -> str:
+    """``name@vN``, or ``name`` alone for no version: the one spelling of a reference (``ModelRef.parse``
+    reads it back). Unchecked, for names as recorded (a results row, a file's metadata)."""
+    return name if version is None else f"{name}@v{version}"
 
 
 def check_name(name: str) -> str:

@@ -220,7 +220,7 @@ class ModelRegistry:
         info = read_info(source)  # a broken file is not exported
         dest = Path(dest)
         if dest.is_dir():
-            dest = dest / f"{info.name or source.stem}-v{info.version}{MODEL_SUFFIX}"
+            dest = dest / export_file_name(info, source)
         if dest.exists() and not overwrite:
             raise RegistryError(f"{dest} exists already: choose another destination, or replace it (--force)")
         write_bytes_atomic(dest, source.read_bytes())
@@ -279,6 +279,11 @@ class ModelRegistry:
             if m and p.is_file():
                 found.append((int(m.group(1)), p))
         return sorted(found)
+
+
+def export_file_name(info: ModelInfo, source: Path) -> str:
+    """The file name an exported model gets: ``<name>-v<N>.inspector`` (the file's stem for an unregistered one)."""
+    return f"{info.name or Path(source).stem}-v{info.version}{MODEL_SUFFIX}"
 
 
 def _publish_new(tmp: Path, path: Path) -> None:

@@ -42,7 +42,7 @@ from inspector.atomic import open_atomic, remove_stale_temp_files, write_bytes_a
 from inspector.data.images import read_image
 from inspector.engine import paths
 from inspector.engine.decision import NG
-from inspector.engine.modelref import ModelRef, ModelRefError
+from inspector.engine.modelref import ModelRef, ModelRefError, ref_text
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class InspectionRow:
 
     @property
     def model_ref(self) -> str:
-        return f"{self.model}@v{self.model_version}" if self.model_version else self.model
+        return ref_text(self.model, self.model_version or None)
 
     @property
     def when(self) -> dt.datetime:
@@ -379,7 +379,7 @@ class ResultsStore:
         """Every ``name@vN`` that has results, for filter menus."""
         with self._lock:
             rows = self._db.execute("SELECT DISTINCT model, model_version FROM inspections ORDER BY model, model_version").fetchall()
-        return [f"{m}@v{v}" if v else m for m, v in rows]
+        return [ref_text(m, v or None) for m, v in rows]
 
     def _where(self, since=None, until=None, decision=None, model=None, source=None, feedback=None) -> tuple[str, list]:
         clauses, args = [], []

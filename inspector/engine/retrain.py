@@ -26,8 +26,8 @@ Retraining (``Retrainer.run``, meant for a worker thread; live inspection goes o
    rates, AUROC where defined, plus how many of the marked false alarms each still flags.
 
 The operator then promotes the candidate (``promote``: it becomes the version in use; a running
-live loop swaps to it) or discards it (``discard``: deleted); ``rollback`` puts any earlier
-version back in use.
+live loop swaps to it) or discards it (``discard``: deleted); ``promote`` also puts any earlier
+version back in use (a roll back is the same operation).
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ from inspector.data.images import list_images, load_images, write_image
 from inspector.data.synthetic import make_defect_set
 from inspector.engine import metrics, paths
 from inspector.engine.bundle import ModelBundle
+from inspector.engine.decision import ng_mask
 from inspector.engine.events import CancelToken
-from inspector.engine.modelref import check_name, inside
+from inspector.engine.modelref import check_name, inside, ref_text
 from inspector.engine.predictor import Predictor
 from inspector.engine.registry import Entry, ModelRegistry, RegistryError
 from inspector.engine.results_store import ResultsStore
@@ -297,7 +298,7 @@ def _scores(predictor: Predictor, good, confirmed, synthetic, marked) -> Version
     g, c, s, m = score(good), score(confirmed), score(synthetic), score(marked)
 
     def rate(x):
-        return float(np.mean(x > t)) if x.size else None
+        return float(np.mean(ng_mask(x, t))) if x.size else None
 
     def auc(bad):
         if not bad.size or not g.size:
@@ -306,7 +307,7 @@ def _scores(predictor: Predictor, good, confirmed, synthetic, marked) -> Version
 
     return VersionScores(
         predictor.info.ref, float(t), rate(g), rate(c), rate(s), auc(c), auc(s),
-        int(np.sum(m > t)) if m.size else None, int(m.size),
+        int(np.sum(ng_mask(m, t))) if m.size else None, int(m.size),
     )
 
 
@@ -365,7 +366,7 @@ class Retrainer:
         data_info = {
             **{k: v for k, v in data.description.items()},
             "retrain": {
-                "parent": parent.info.ref if parent.info.name else f"{self.model_name}@v{parent.version}",
+                "parent": parent.info.ref if parent.info.name else ref_text(self.model_name, parent.version),
                 "originals": {"n": len(data.originals), "fingerprint": files_fingerprint(data.originals)},
                 "pool": {
                     "folder": str(self.pool.folder),
@@ -383,7 +384,7 @@ class Retrainer:
         self.cancel.raise_if_cancelled()
         self._recalibrate(bundle, data.calibration, config)
 
-        entry = self.registry.add(bundle, self.model_name, parent=f"{self.model_name}@v{parent.version}", activate=False)
+        entry = self.registry.add(bundle, self.model_name, parent=ref_text(self.model_name, parent.version), activate=False)
         current = Predictor(parent_bundle, self.device)
         new = Predictor(bundle, self.device)
         comparison = compare(current, new, data.comparison, pool_defects, pool_good, self.n_synthetic, seed=config.seed)
@@ -425,24 +426,20 @@ class Retrainer:
         old: Threshold = bundle.info.threshold
         threshold.params["trainer_threshold"] = old.value
         bundle.info.threshold = threshold
-        bundle.info.metrics.setdefault("calibration", {})["retrain_holdout_false_alarm_rate"] = float(np.mean(good > threshold.value))
+        bundle.info.metrics.setdefault("calibration", {})["retrain_holdout_false_alarm_rate"] = float(np.mean(ng_mask(good, threshold.value)))
 
 
-# --- promote / discard / rollback -------------------------------------------------------------------------
+# --- promote (or roll back) / discard -------------------------------------------------------------------------
 def promote(registry: ModelRegistry, name: str, version: int) -> Entry:
-    """Put a (candidate) version in use."""
-    return registry.set_active(name, version)
-
-
-def rollback(registry: ModelRegistry, name: str, version: int) -> Entry:
-    """Put an earlier version back in use (the same operation as promote, named for the GUI)."""
+    """Put a version in use: a candidate, or an earlier one to roll back to (one operation; a live
+    run following ``name`` swaps to it)."""
     return registry.set_active(name, version)
 
 
 def discard(registry: ModelRegistry, name: str, version: int) -> None:
     """Delete a candidate version; the version in use cannot be discarded."""
     if registry.active(name).version == version:
-        raise RegistryError(f"{name}@v{version} is in use; roll back to another version before discarding it")
+        raise RegistryError(f"{ref_text(name, version)} is in use; roll back to another version before discarding it")
     registry.delete(name, version)
 
 
@@ -455,7 +452,7 @@ def lineage(registry: ModelRegistry, name: str) -> list[dict[str, Any]]:
         retrain = training.get("retrain", {})
         rows.append({
             "version": e.version,
-            "ref": f"{name}@v{e.version}",
+            "ref": ref_text(name, e.version),
             "parent": e.info.parent,
             "created": e.info.created,
             "active": e.version == active,

@@ -9,6 +9,7 @@ from enum import StrEnum
 import numpy as np
 
 from inspector.data.synthetic import make_defect_set
+from inspector.engine.decision import ng_mask
 from inspector.engine.metrics import auroc, best_f1
 
 
@@ -109,8 +110,8 @@ def with_defects(good_scores, defect_scores, method: str, max_false_alarm_rate: 
             "best_f1": f1,
             "capped_by_false_alarm_rate": bool(capped),
             "auroc": auroc(labels, scores),
-            "false_alarm_rate": float(np.mean(good > value)),
-            "detection_rate": float(np.mean(bad > value)),
+            "false_alarm_rate": float(np.mean(ng_mask(good, value))),
+            "detection_rate": float(np.mean(ng_mask(bad, value))),
         },
     )
 

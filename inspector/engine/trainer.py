@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from inspector.data.images import ImageReadError, ReadReport, read_image
 from inspector.atomic import write_bytes_atomic
+from inspector.data.images import ImageReadError, ReadReport, read_image
 from inspector.engine import metrics
 from inspector.engine.bundle import MAX_WEIGHT_BYTES, ModelBundle, ModelInfo
+from inspector.engine.decision import ng_mask
 from inspector.engine.device import device_label, limit_threads, select_device
 from inspector.engine.events import CancelToken, TrainProgress
 from inspector.engine.predictor import Predictor
@@ -413,8 +414,8 @@ class Trainer:
             )
         low, high = np.quantile(good_pixels, [0.5, 0.999])
         calibration = {
-            "holdout_false_alarm_rate": float(np.mean(good_scores > threshold.value)),
-            "synthetic_detection_rate": float(np.mean(bad_scores > threshold.value)),
+            "holdout_false_alarm_rate": float(np.mean(ng_mask(good_scores, threshold.value))),
+            "synthetic_detection_rate": float(np.mean(ng_mask(bad_scores, threshold.value))),
             "synthetic_image_auroc": metrics.auroc(labels, scores),
             "synthetic_pixel_auroc": metrics.pixel_auroc(masks, bad_maps),
         }

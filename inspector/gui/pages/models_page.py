@@ -1,6 +1,6 @@
 """Models: the registry — method, created, data, metrics, threshold, version lineage; load,
 rename, delete (with confirmation), export and import model files, and compare two models
-side by side on the same data (metrics table, per-image scores of both, scatter plot)."""
+side by side on the same data (the comparison view: widgets/model_compare.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStyle,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QTextBrowser,
     QTreeWidget,
@@ -31,11 +29,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.gui.formatting import percent, ratio
+from inspector.engine.modelref import ModelRef, ModelRefError
+from inspector.engine.threshold import ThresholdMode
+from inspector.gui.formatting import percent
 from inspector.gui.settings import Settings
-from inspector.gui.widgets.decision import decision_color
 from inspector.gui.widgets.job_progress import JobProgress
-from inspector.gui.widgets.plots import ScoreScatter
+from inspector.gui.widgets.model_compare import CompareView, compare_models
 from inspector.gui.workers import Job, run_job
 
 COLUMNS = ("Model", "Method", "Created", "Data", "Threshold", "Quality", "Parent")
@@ -48,16 +47,24 @@ def _quality(info) -> str:
     auroc = cal.get("synthetic_image_auroc")
     far = cal.get("holdout_false_alarm_rate")
     stats = info.threshold.stats
-    if info.threshold.method == "manual" and stats.get("false_alarm_rate") is not None:
+    if info.threshold.method == ThresholdMode.MANUAL and stats.get("false_alarm_rate") is not None:
         far = stats["false_alarm_rate"]
     parts = []
     if auroc is not None and math.isfinite(auroc):
         parts.append(f"synth. AUROC {auroc:.3f}")
     if far is not None and math.isfinite(far):
         parts.append(f"false alarms {percent(far)}")
-    if info.threshold.method == "manual" and stats.get("recall") is not None and math.isfinite(stats["recall"]):
+    if info.threshold.method == ThresholdMode.MANUAL and stats.get("recall") is not None and math.isfinite(stats["recall"]):
         parts.append(f"{'synth. ' if stats.get('synthetic_defects') else ''}recall {100 * stats['recall']:.0f} %")
     return " · ".join(parts)
+
+
+def _model_name(ref: str) -> str | None:
+    """The model name of a saved ``name`` / ``name@vN`` (None for a model file's path)."""
+    try:
+        return ModelRef.parse(ref).name
+    except ModelRefError:
+        return None
 
 
 def _local_time(iso: str) -> str:
@@ -72,13 +79,13 @@ def _local_time(iso: str) -> str:
 def describe_threshold(t) -> str:
     """How a stored threshold was chosen, in words."""
     p = t.params
-    if t.method == "good-quantile":
+    if t.method == ThresholdMode.GOOD_QUANTILE:
         return f"{t.value:.6g} — allows {100 * p.get('false_alarm_rate', float('nan')):.1f} % false alarms on {p.get('n_good', '?')} held-out good images"
-    if t.method in ("synthetic-f1", "labelled-f1"):
-        kind = "synthetic" if t.method == "synthetic-f1" else "labelled"
+    if t.method in (ThresholdMode.SYNTHETIC_F1, ThresholdMode.LABELLED_F1):
+        kind = "synthetic" if t.method == ThresholdMode.SYNTHETIC_F1 else "labelled"
         cap = 100 * p.get("max_false_alarm_rate", float("nan"))
         return f"{t.value:.6g} — best F1 on {kind} defects, false alarms capped at {cap:.1f} %"
-    if t.method == "manual":
+    if t.method == ThresholdMode.MANUAL:
         previous = p.get("previous") or {}
         was = f" (was {previous['value']:.6g}, {previous.get('method', '?')})" if "value" in previous else ""
         on = f" looking at {p['dataset']}" if p.get("dataset") else ""
@@ -90,97 +97,6 @@ def _list_registry(session, report=None, cancel=None) -> tuple[list[tuple[str, l
     """Every model with its readable versions, and the files that cannot be read."""
     registry = session.registry()  # in the worker: the registry module loads torch
     return [(name, registry.versions(name)) for name in registry.names()], registry.broken()
-
-
-def _compare(ref_a: str, ref_b: str, dataset, registry, report, cancel):
-    from inspector.engine.predictor import Predictor
-    from inspector.engine.analysis import score_dataset
-
-    results = []
-    for ref in (ref_a, ref_b):
-        predictor = Predictor.open(ref, registry=registry)
-        results.append(score_dataset(predictor, dataset, report=report, cancel=cancel))
-    return results
-
-
-class CompareView(QWidget):
-    """Two score sets on the same data: a metrics table, per-image scores, and a scatter plot."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.title = QLabel("Select two models or versions (Ctrl+click) and press Compare to score both on the open folder.")
-        self.title.setWordWrap(True)
-        self.metrics = QTableWidget(0, 3)
-        self.metrics.setHorizontalHeaderLabels(["", "A", "B"])
-        self.metrics.verticalHeader().hide()
-        self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.scores = QTableWidget(0, 6)
-        self.scores.setHorizontalHeaderLabels(["Image", "Label", "A score", "A", "B score", "B"])
-        self.scores.verticalHeader().hide()
-        self.scores.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.scores.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.scores.setSortingEnabled(True)
-        self.scatter = ScoreScatter()
-        tables = QSplitter(Qt.Orientation.Horizontal)
-        tables.addWidget(self.metrics)
-        tables.addWidget(self.scores)
-        tables.setStretchFactor(1, 1)
-        body = QSplitter(Qt.Orientation.Vertical)
-        body.addWidget(tables)
-        body.addWidget(self.scatter)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.title)
-        layout.addWidget(body, 1)
-
-    def show_results(self, a, b) -> None:
-        ma, mb = a.at(a.threshold), b.at(b.threshold)
-        synthetic = " (with synthetic defects: the folder has good images only)" if a.synthetic else ""
-        self.title.setText(f"<b>A = {a.model}</b> vs <b>B = {b.model}</b> on {a.dataset}: {a.n_good} good, {a.n_defect} defect images{synthetic}. Each at its own stored threshold.")
-        self.metrics.setHorizontalHeaderLabels(["", f"A: {a.model}", f"B: {b.model}"])
-        rows = [
-            ("Threshold", f"{a.threshold:.5g}", f"{b.threshold:.5g}"),
-            ("AUROC", ratio(ma.image_auroc), ratio(mb.image_auroc)),
-            ("Average precision", ratio(ma.average_precision), ratio(mb.average_precision)),
-            ("Best F1", ratio(ma.best_f1), ratio(mb.best_f1)),
-            ("F1 at threshold", ratio(ma.f1), ratio(mb.f1)),
-            ("Precision", ratio(ma.precision), ratio(mb.precision)),
-            ("Recall", percent(ma.recall), percent(mb.recall)),
-            ("False-alarm rate", percent(ma.false_alarm_rate), percent(mb.false_alarm_rate)),
-            ("False alarms at 90 % recall", percent(ma.false_alarm_at_90_recall), percent(mb.false_alarm_at_90_recall)),
-            ("Pixel AUROC", ratio(a.pixel_auroc), ratio(b.pixel_auroc)),
-            ("ms per image", f"{a.ms_per_image:.1f}", f"{b.ms_per_image:.1f}"),
-        ]
-        self.metrics.setRowCount(len(rows))
-        for r, values in enumerate(rows):
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                if c == 0:
-                    font = item.font()
-                    font.setBold(True)
-                    item.setFont(font)
-                self.metrics.setItem(r, c, item)
-        self.scores.setSortingEnabled(False)
-        n = min(len(a.scores), len(b.scores))
-        self.scores.setRowCount(n)
-        for r in range(n):
-            label = "defect" if a.labels[r] else "good"
-            da = "NG" if a.scores[r] > a.threshold else "OK"
-            db = "NG" if b.scores[r] > b.threshold else "OK"
-            cells = [a.names[r], label, _num_item(a.scores[r]), da, _num_item(b.scores[r]), db]
-            for c, value in enumerate(cells):
-                item = value if isinstance(value, QTableWidgetItem) else QTableWidgetItem(value)
-                if c in (3, 5):
-                    item.setForeground(decision_color(value))
-                self.scores.setItem(r, c, item)
-        self.scores.setSortingEnabled(True)
-        self.scatter.set_data(a.scores[:n], b.scores[:n], a.labels[:n], a.threshold, b.threshold, ("A", "B"))
-
-
-def _num_item(value: float) -> QTableWidgetItem:
-    item = QTableWidgetItem()
-    item.setData(Qt.ItemDataRole.DisplayRole, float(f"{value:.5g}"))
-    return item
 
 
 class ModelsPage(QWidget):
@@ -204,7 +120,7 @@ class ModelsPage(QWidget):
             ("rename", "Rename…", "Rename the selected model (all its versions)", self.rename_selected),
             ("delete", "Delete…", "Delete the selected version, or the whole model (Del)", self.delete_selected),
             ("export", "Export…", "Save the selected model file elsewhere", self.export_selected),
-            ("import", "Import…", "Add a .inspector model file to the registry", self.import_file),
+            ("import", "Import…", "Add a model file to the registry", self.import_file),
             ("refresh", "Refresh", "Read the registry again (F5)", self.refresh),
         ):
             button = QPushButton(text)
@@ -302,7 +218,7 @@ class ModelsPage(QWidget):
         self._mark_loaded()
         self._on_selection()
         if not models:
-            self.details.setHtml("<h3>No models yet</h3><p>Train one on the Train page (Ctrl+T), or import a .inspector file.</p>")
+            self.details.setHtml("<h3>No models yet</h3><p>Train one on the Train page (Ctrl+T), or import a model file.</p>")
         self.refreshed.emit()
 
     @staticmethod
@@ -396,7 +312,7 @@ class ModelsPage(QWidget):
             ("Training", f"{config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, seed {config.get('seed', '?')} on {training.get('device', '?')} in {training.get('duration_s', '?')} s"),
             ("Threshold", describe_threshold(t)),
         ]
-        if info.notes and t.method != "manual":  # a manual threshold's note says what the Threshold row says
+        if info.notes and t.method != ThresholdMode.MANUAL:  # a manual threshold's note says what the Threshold row says
             rows.append(("Notes", info.notes))
         metrics = "".join(
             f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in info.metrics.get("calibration", {}).items()
@@ -441,7 +357,7 @@ class ModelsPage(QWidget):
             if predictor is not None and predictor.info.name == old:
                 predictor.info.name = new  # the files now say so too
                 self.session.modelChanged.emit()
-            if self.settings.last_model.partition("@")[0] == old:
+            if _model_name(self.settings.last_model) == old:
                 self.settings.last_model = new
             self.session.info.emit(f"Renamed '{old}' to '{new}'.")
             self.session.registryChanged.emit()
@@ -482,13 +398,16 @@ class ModelsPage(QWidget):
         entries = self.selected_entries()
         if len(entries) != 1:
             return None
+        from inspector.engine.bundle import MODEL_SUFFIX  # here, not at import: the bundle module loads torch
+        from inspector.engine.registry import export_file_name
+
         entry = entries[0]
-        suggested = str(Path(self.settings.last_folder or Path.home()) / f"{entry.name}-v{entry.version}.inspector")
-        dest, _ = QFileDialog.getSaveFileName(self, "Export model file", suggested, "Model files (*.inspector)")
+        suggested = str(Path(self.settings.last_folder or Path.home()) / export_file_name(entry.info, entry.path))
+        dest, _ = QFileDialog.getSaveFileName(self, "Export model file", suggested, f"Model files (*{MODEL_SUFFIX})")
         if not dest:
             return None
-        asked = dest.endswith(".inspector")  # the file dialog asked before replacing this very name
-        dest = Path(dest) if asked else Path(dest + ".inspector")
+        asked = dest.endswith(MODEL_SUFFIX)  # the file dialog asked before replacing this very name
+        dest = Path(dest) if asked else Path(dest + MODEL_SUFFIX)
         try:
             self.session.registry().export(entry.path, dest, overwrite=asked)
         except Exception as e:  # noqa: BLE001 — a full disk, a broken file: said in the message strip
@@ -500,11 +419,12 @@ class ModelsPage(QWidget):
     def import_file(self, path: str | None = None, name: str | None = None) -> Job | None:
         """Add a model file as a new model. An import never adds a version to an existing model
         (nor changes what it uses): on a name clash the user is asked for another name."""
+        from inspector.engine.bundle import MODEL_SUFFIX, ModelFileError, read_info
+
         if not path:
-            path, _ = QFileDialog.getOpenFileName(self, "Import a model file", self.settings.last_folder, "Model files (*.inspector)")
+            path, _ = QFileDialog.getOpenFileName(self, "Import a model file", self.settings.last_folder, f"Model files (*{MODEL_SUFFIX})")
         if not path:
             return None
-        from inspector.engine.bundle import ModelFileError, read_info
 
         registry = self.session.registry()
         if name is None:
@@ -549,7 +469,7 @@ class ModelsPage(QWidget):
         a, b = (e.info.ref for e in entries)
         self.tabs.setCurrentIndex(1)
         self.compare_view.title.setText(f"Scoring {self.session.dataset.name} with {a} and {b}…")
-        job = run_job(f"Comparing {a} and {b}", _compare, a, b, self.session.dataset, self.session.registry(), parent=self)
+        job = run_job(f"Comparing {a} and {b}", compare_models, a, b, self.session.dataset, self.session.registry(), parent=self)
         self.compare_progress.watch(job)
         job.succeeded.connect(self._on_compared)
         job.failed.connect(lambda m: (self.compare_view.title.setText(f"Comparison failed: {m}"), self.session.error.emit(f"Comparison failed: {m}")))

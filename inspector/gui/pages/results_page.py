@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from inspector.data.datasets import DEFECT, GOOD
 from inspector.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image
+from inspector.engine.decision import NG, OK
 from inspector.gui.settings import Settings
 from inspector.gui.widgets.decision import decision_color
 from inspector.gui.widgets.filter_proxy import KeyFilterProxy
@@ -38,8 +39,8 @@ SCORE_COLUMN, DECISION_COLUMN = 3, 4
 SortRole = Qt.ItemDataRole.UserRole + 10
 FILTERS = {
     "all": "All images",
-    "NG": "NG only",
-    "OK": "OK only",
+    NG: "NG only",
+    OK: "OK only",
     "unscored": "Not scored yet",
     "defect": "Labelled defect",
     "good": "Labelled good",
@@ -129,7 +130,7 @@ class ResultsFilter(KeyFilterProxy):
         model: ResultsModel = self.sourceModel()
         sample = model.sample(row)
         score = self.session.scores.get(sample.path)
-        if self.key in ("OK", "NG"):
+        if self.key in (OK, NG):
             return self.session.decision(score) == self.key
         if self.key == "unscored":
             return score is None
@@ -415,7 +416,7 @@ class ResultsPage(QWidget):
 
     def _on_threshold(self, value: float) -> None:
         self.model.refresh_scores()
-        if self.proxy.key in ("OK", "NG"):
+        if self.proxy.key in (OK, NG):
             self.proxy.refilter()
         self.view.set_threshold(value)
         self._update_summary()
@@ -433,7 +434,7 @@ class ResultsPage(QWidget):
     def _update_summary(self) -> None:
         n = len(self.model.rows)
         scored = [self.session.scores[s.path] for s in self.model.rows if s.path in self.session.scores]
-        ng = sum(self.session.decision(s) == "NG" for s in scored)
+        ng = sum(self.session.decision(s) == NG for s in scored)
         shown = self.proxy.rowCount()
         if not n:
             self.summary.setText("")

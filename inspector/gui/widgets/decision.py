@@ -1,4 +1,5 @@
-"""The OK/NG colours (the only fixed colours of the app) and the big decision badge."""
+"""The OK/NG colours (the only fixed colours of the app), the big decision badge and the score
+line beside it: every view that shows a verdict shows it with these (the rule: engine.decision)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QWidget
 
+from inspector.engine.decision import NG, OK
+
 OK_COLOR = QColor("#2e9d4f")
 NG_COLOR = QColor("#d64545")
 
 
 def decision_color(decision: str) -> QColor | None:
-    return {"OK": OK_COLOR, "NG": NG_COLOR}.get(decision)
+    return {OK: OK_COLOR, NG: NG_COLOR}.get(decision)
+
+
+def score_text(score: float, threshold: float, decision: str) -> str:
+    """The verdict in words beside the badge: the score, above the threshold (NG) or not (OK)."""
+    relation = "above" if decision == NG else "not above"
+    return f"<span style='font-size:14pt'><b>score {score:.5g}</b></span> &nbsp; {relation} the threshold {threshold:.5g}"
 
 
 class DecisionBadge(QLabel):

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from inspector.engine.decision import decide
-from inspector.gui.widgets.decision import DecisionBadge
+from inspector.gui.widgets.decision import DecisionBadge, score_text
 from inspector.gui.widgets.image_view import TitledImage
 
 
@@ -109,11 +109,7 @@ class PredictionView(QWidget):
             return
         decision = decide(p.score, threshold)
         self.badge.set_decision(decision)
-        relation = "above" if decision == "NG" else "not above"
-        self.score.setText(
-            f"<span style='font-size:14pt'><b>score {p.score:.5g}</b></span> &nbsp; {relation} the threshold {threshold:.5g} "
-            f"&nbsp;·&nbsp; {p.elapsed_ms:.0f} ms"
-        )
+        self.score.setText(f"{score_text(p.score, threshold, decision)} &nbsp;·&nbsp; {p.elapsed_ms:.0f} ms")
 
     def _on_opacity(self, value: int, emit: bool = True) -> None:
         self.opacity_label.setText(f"{value} %")

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemD
 
 from inspector.data.datasets import DEFECT, GOOD, Sample
 from inspector.data.images import ImageReadError, read_image
+from inspector.engine.decision import NG, OK
 from inspector.gui.widgets.decision import decision_color
 from inspector.gui.widgets.filter_proxy import KeyFilterProxy
 from inspector.gui.widgets.image_view import to_qimage
@@ -48,8 +49,8 @@ FILTERS = {
     "test_good": "Test: good",
     "test_defect": "Test: defect",
     "unknown": "Unlabelled",
-    "OK": "Scored OK",
-    "NG": "Scored NG",
+    OK: "Scored OK",
+    NG: "Scored NG",
     "unreadable": "Unreadable",
 }
 
@@ -247,7 +248,7 @@ class ThumbnailModel(QAbstractListModel):
 class ThumbnailFilter(KeyFilterProxy):
     def accepts(self, row: int, parent) -> bool:
         index = self.sourceModel().index(row, 0, parent)
-        if self.key in ("OK", "NG"):
+        if self.key in (OK, NG):
             return index.data(DecisionRole) == self.key
         if self.key == "unreadable":
             return index.data(ErrorRole) is not None
@@ -287,7 +288,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             p.setPen(pal.color(QPalette.ColorRole.Mid))
             p.setBrush(pal.color(QPalette.ColorRole.AlternateBase))
             p.drawRoundedRect(box, 4, 4)
-            p.setPen(pal.color(QPalette.ColorRole.PlaceholderText) if error is None else decision_color("NG"))
+            p.setPen(pal.color(QPalette.ColorRole.PlaceholderText) if error is None else decision_color(NG))
             p.drawText(box.adjusted(6, 6, -6, -6), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, "unreadable" if error else "…")
 
         sample: Sample = index.data(SampleRole)
@@ -303,7 +304,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         path.addRoundedRect(chip_rect, 4, 4)
         background = QColor(0, 0, 0, 150)
         if sample.label == DEFECT:
-            background = QColor(decision_color("NG"))
+            background = QColor(decision_color(NG))
             background.setAlpha(200)
         p.fillPath(path, background)
         p.setPen(QColor("white"))
