@@ -1,4 +1,5 @@
-"""The live inspection loop, headless: the GUI's Live page and ``inspector live`` both run it.
+"""The live inspection loop, headless: ``LiveController`` (behind the GUI's Live page and
+``inspector live``) runs it.
 
 Two threads:
 
@@ -31,14 +32,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from inspector.data.sources import Frame, FrameSource, SourceState, StateChange
-from inspector.engine.device import limit_threads
 from inspector.engine.events import CancelToken
-from inspector.engine.predictor import Prediction, Predictor
 from inspector.engine.results_store import ResultsStore, StoreError
+
+if TYPE_CHECKING:  # torch: imported by whoever makes the predictor, not by parse_roi's callers
+    from inspector.engine.predictor import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +285,8 @@ class LiveInspector:
     def start(self) -> "LiveInspector":
         if self._threads:
             raise RuntimeError("this LiveInspector was already started; make a new one")
+        from inspector.engine.device import limit_threads
+
         limit_threads()  # torch's spinning threads next to the capture thread are ruinous on small machines
         with self._stats_lock:
             self._stats.running = True
@@ -376,10 +381,10 @@ class LiveInspector:
             return
         current = self.predictor
         if current is None or (current.info.name, current.info.version) != (entry.name, entry.version):
-            from inspector.engine.bundle import ModelBundle
+            from inspector.engine.predictor import Predictor
 
             try:
-                self.set_predictor(Predictor(ModelBundle.load(entry.path), device))
+                self.set_predictor(Predictor.open(entry.path, device, registry=registry))
             except Exception as e:  # noqa: BLE001
                 self._error(LiveError(f"cannot load {entry.name}@v{entry.version}: {e}", exception=e, kind="model"))
 
