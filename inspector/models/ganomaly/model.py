@@ -156,6 +156,7 @@ class Ganomaly(AnomalyModel):
 
     def calibrate(self, batches: Iterable[Tensor]) -> None:
         """Means of the reconstruction and latent terms over held-out good images (for "combined")."""
-        scale = calibrated_scale(self._terms(batch)[1::-1] for batch in batches)
+        terms = (self._terms(batch) for batch in batches)
+        scale = calibrated_scale((recon, latent) for latent, recon, _, _ in terms)
         if scale is not None:
             self.score_scale.copy_(scale.flip(0))  # stored [latent, reconstruction]
