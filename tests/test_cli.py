@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from inspector import __version__
 from inspector.cli import EXIT_ERROR, EXIT_UNREADABLE, main
 
 TRAIN = ["--image-size", "32", "--epochs", "2", "--batch-size", "8", "--device", "cpu", "--param", "width=8", "--param", "nz=16"]
@@ -72,6 +73,7 @@ def test_models_show_delete_and_versions(trained, parts_dir, capsys):
     assert main(["models", "show", "parts", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["version"] == 2 and shown["parent"] == "parts@v1" and len(shown["versions"]) == 2
+    assert shown["format_version"] == 1 and shown["app_version"] == __version__  # the file's format, apart from the app's
     assert main(["models", "activate", "parts@v1"]) == 0  # roll back
     capsys.readouterr()
     assert main(["models", "list", "--json"]) == 0

@@ -3,6 +3,16 @@
 Everything needed to score with a model travels with it: method and hyper-parameters, input
 size and normalisation, the threshold and how it was chosen, the anomaly-map display scale,
 metrics, training-data fingerprint, version and parent version.
+
+Which files load: the file format has its own whole-number version, ``FORMAT_VERSION``, apart
+from the app's version. Every file gets it in its header (``__metadata__["format"]``, and as
+``format_version`` in the metadata, where inspector 0.1.0 looks). Files written before 0.2.0
+declare no ``format`` in the header: they are format 1, as is a file that declares it nowhere.
+This reader loads formats 1 to ``FORMAT_VERSION`` (today: 1) with the same results as when they
+were written, and refuses a newer format before reading the rest of the file, in one line
+naming the file and both versions. Changing the file's layout or the meaning of its metadata
+raises ``FORMAT_VERSION``; methods adapt older weight layouts within a format in their own load
+hooks.
 """
 
 from __future__ import annotations
@@ -31,8 +41,9 @@ from inspector.models import AnomalyModel, create_meta_model, create_model, get_
 from inspector.text import first_line, shown
 
 MODEL_SUFFIX = ".inspector"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the newest model file format this reader loads and the one it writes (see the module notes)
 _META_KEY = "inspector"
+_FORMAT_KEY = "format"  # in the header's __metadata__ (text, as safetensors requires): the file's format
 MAX_FILE_BYTES = 1 << 30  # no method's model comes near (TL-GANomaly at 256 px: ~60 MB)
 MAX_HEADER_BYTES = 16 << 20  # tensor table + metadata; a real one is a few tens of kB
 MAX_TENSORS = 100_000
@@ -64,7 +75,7 @@ class ModelInfo:
     parent: str | None = None  # "name@vN" of the model this one came from
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     app_version: str = __version__
-    format_version: int = FORMAT_VERSION
+    format_version: int = FORMAT_VERSION  # of the file it was read from; a save always writes FORMAT_VERSION
     notes: str = ""
 
     @property
@@ -99,6 +110,24 @@ class ModelInfo:
             return cls(**_checked(d))
         except _Bad as e:
             raise ModelFileError(f"{source}: {e}") from None
+
+
+def _newer_format(version: int) -> str:
+    return (f"model file format {version} is newer than this inspector ({__version__}) reads "
+            f"(formats 1..{FORMAT_VERSION}): written by a newer inspector, open it with that one")
+
+
+def _file_format(path: Path, header_meta: dict) -> int | None:
+    """The format the header declares (None: not declared, as in every file before 0.2.0),
+    refused when newer than FORMAT_VERSION: checked before anything else of the file is read."""
+    text = header_meta.get(_FORMAT_KEY)
+    if text is None:
+        return None
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise ModelFileError(f"{path}: its format must be a whole number >= 1, got {shown(text)}")
+    if int(text) > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: {_newer_format(int(text))}")
+    return int(text)
 
 
 class _Bad(Exception):
@@ -144,7 +173,7 @@ def _checked(d: Any) -> dict[str, Any]:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise _Bad(f"format_version must be a whole number >= 1, got {shown(version)}")
     if version > FORMAT_VERSION:
-        raise _Bad(f"written by a newer inspector (format {version}; this one reads up to {FORMAT_VERSION})")
+        raise _Bad(_newer_format(version))
     method = out["method"]
     if not isinstance(method, str) or method not in method_names():
         raise _Bad(f"unknown method {shown(method)}; available: {', '.join(method_names())}")
@@ -206,7 +235,7 @@ class ModelBundle:
         loaded: above all no non-finite threshold or map scale (``nan > nan`` is False: every
         defect would pass)."""
         path = Path(path)
-        meta = self.info.to_dict()
+        meta = self.info.to_dict() | {"format_version": FORMAT_VERSION}  # what is written, whatever was read
         ModelInfo.from_dict(json.loads(json.dumps(meta)), source=f"{path}: refused to save")
         state = self.model.state_dict()
         size = sum(v.numel() * v.element_size() for v in state.values())
@@ -216,7 +245,7 @@ class ModelBundle:
                 f"({MAX_FILE_BYTES >> 20} MB); train with smaller sizes (width, nz, image_size)"
             )
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-        data = save_tensors(tensors, metadata={_META_KEY: json.dumps(meta)})
+        data = save_tensors(tensors, metadata={_FORMAT_KEY: str(FORMAT_VERSION), _META_KEY: json.dumps(meta)})
         write_bytes_atomic(path, data)
         return path
 
@@ -310,6 +339,7 @@ def _parse(path: Path, header: bytes, size: int) -> tuple[dict[str, tuple[str, t
     if not isinstance(table, dict):
         raise ModelFileError(f"{path}: not a model file (its header is not a JSON object)")
     meta = table.pop("__metadata__", None)
+    declared = _file_format(path, meta) if isinstance(meta, dict) else None  # a newer format: refused before it is parsed
     if not isinstance(meta, dict) or not isinstance(meta.get(_META_KEY), str):
         raise ModelFileError(f"{path}: not an inspector model file (no inspector metadata)")
     if len(table) > MAX_TENSORS:
@@ -339,7 +369,10 @@ def _parse(path: Path, header: bytes, size: int) -> tuple[dict[str, tuple[str, t
         meta = json.loads(meta[_META_KEY])
     except (ValueError, RecursionError):
         raise ModelFileError(f"{path}: its metadata is not valid JSON") from None
-    return tensors, ModelInfo.from_dict(meta, source=str(path))
+    info = ModelInfo.from_dict(meta, source=str(path))
+    if declared is not None:
+        info.format_version = declared
+    return tensors, info
 
 
 def _check_weights(path: Path, method: str, config: dict[str, Any], tensors: dict[str, tuple[str, tuple[int, ...]]]) -> None:
