@@ -40,7 +40,10 @@ class TLGanomalyConfig(PatchwiseConfig):
 
 class TLGanomaly(PatchwiseGanomaly):
     name = "tl-ganomaly"
-    description = "TL-GANomaly (after a master's thesis on transfer-learning GANomaly): GANomaly with an ImageNet encoder (ResNet-18, MobileNetV2), optionally patch-wise"
+    description = (
+        "TL-GANomaly (after a master's thesis on transfer-learning GANomaly): "
+        "GANomaly with an ImageNet encoder (ResNet-18, MobileNetV2), optionally patch-wise"
+    )
     Config = TLGanomalyConfig
 
     def build_networks(self, c: TLGanomalyConfig) -> tuple[nn.Module, nn.Module]:
