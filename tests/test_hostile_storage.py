@@ -477,31 +477,31 @@ def test_predict_overlays_mirror_the_folders_and_never_collide(model_file, predi
 def test_live_page_shows_a_storage_alarm_and_refuses_a_roi_outside_the_frame(qtbot, tiny_bundle, predictor, tmp_home, tmp_path):
     pytest.importorskip("pytestqt")
     from inspector.engine.registry import ModelRegistry
-    from inspector.gui.live_page import LivePage
+    from inspector.gui.pages.live.page import LivePage
 
     reg = ModelRegistry()
     reg.add(fresh(tiny_bundle), "line")
     video = write_video(tmp_path / "line.avi", good_and_bad(predictor, "gggb"), fps=60)
     page = LivePage(registry=reg, store_path=tmp_path / "results.sqlite")
     qtbot.addWidget(page)
-    qtbot.waitUntil(lambda: page.model.count() == 1, timeout=10000)
+    qtbot.waitUntil(lambda: page.source_panel.model.count() == 1, timeout=10000)
     (tmp_path / "results-images").write_text("occupied")  # no image can be kept
-    page.keep_ok.setValue(1)
-    page.source.setCurrentText(str(video))
+    page.source_panel.keep_ok.setValue(1)
+    page.source_panel.source.setCurrentText(str(video))
     with qtbot.waitSignal(page.started, timeout=10000):
         page.start()
-    qtbot.waitUntil(lambda: not page.store_alarm.isHidden() and page.shown is not None, timeout=15000)
-    assert "NOT stored" in page.store_alarm.text() and "cannot write its image" in page.store_alarm.text()
-    assert int(page.counters["unsaved"].text()) >= 1
+    qtbot.waitUntil(lambda: not page.live_view.store_alarm.isHidden() and page.shown is not None, timeout=15000)
+    assert "NOT stored" in page.live_view.store_alarm.text() and "cannot write its image" in page.live_view.store_alarm.text()
+    assert int(page.counters.labels["unsaved"].text()) >= 1
     assert page.message_bar.level == "error"
-    qtbot.waitUntil(lambda: "NOT STORED" in page.detail_label.text(), timeout=5000)
-    assert not page.false_alarm_button.isEnabled()  # nothing to give feedback on: the result is not in the database
+    qtbot.waitUntil(lambda: "NOT STORED" in page.live_view.detail_label.text(), timeout=5000)
+    assert not page.feedback.false_alarm_button.isEnabled()  # nothing to give feedback on: the result is not in the database
     with qtbot.waitSignal(page.stopped, timeout=10000):
         page.stop()
 
-    page.roi_edit.setText("5000,5000,10,10")
-    page._roi_typed()  # frames have been seen: refused with a message, nothing changed
-    assert "does not fit in the 64x64 frame" in page.message_bar.text.text() and page.live.roi is None
+    page.live_view.roi_edit.setText("5000,5000,10,10")
+    page.live_view.roi_edit.editingFinished.emit()  # frames have been seen: refused with a message, nothing changed
+    assert "does not fit in the 64x64 frame" in page.message_bar.text.text() and page.controller.live.roi is None
     with qtbot.waitSignal(page.stopped, timeout=15000):  # started with it anyway: stops on the first frame, says why
         page.start()
     assert "Live inspection stopped: the ROI 5000,5000,10,10 does not fit" in page.message_bar.text.text()

@@ -10,16 +10,16 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QPoint, Qt  # noqa: E402
+from PySide6.QtCore import QPoint, Qt
 
-from inspector.data.images import list_images, write_image  # noqa: E402
-from inspector.data.sources import write_video  # noqa: E402
-from inspector.engine.bundle import ModelBundle  # noqa: E402
-from inspector.engine.predictor import Predictor  # noqa: E402
-from inspector.engine.registry import ModelRegistry  # noqa: E402
-from inspector.engine.retrain import FeedbackPool, RetrainData  # noqa: E402
-from tests.conftest import make_part  # noqa: E402
-from tests.test_live import typical_goods, unmistakable_defect  # noqa: E402
+from inspector.data.images import list_images, write_image
+from inspector.data.sources import write_video
+from inspector.engine.bundle import ModelBundle
+from inspector.engine.predictor import Predictor
+from inspector.engine.registry import ModelRegistry
+from inspector.engine.retrain import FeedbackPool, RetrainData
+from tests.conftest import make_part
+from tests.test_live import typical_goods, unmistakable_defect
 
 
 def fresh(bundle: ModelBundle) -> ModelBundle:
@@ -42,54 +42,64 @@ def line(tiny_bundle, tmp_home, tmp_path):
 
 
 def make_page(qtbot, reg, tmp_path):
-    from inspector.gui.live_page import LivePage
+    from inspector.gui.pages.live.page import LivePage
 
     page = LivePage(registry=reg, store_path=tmp_path / "results.sqlite")
     qtbot.addWidget(page)
     page.resize(1200, 800)
-    qtbot.waitUntil(lambda: page.model.count() == 1, timeout=10000)
+    qtbot.waitUntil(lambda: page.source_panel.model.count() == 1, timeout=10000)
     return page
 
 
 def test_live_page_start_stop_feedback_and_history(qtbot, line, tmp_path):
     reg, video = line
     page = make_page(qtbot, reg, tmp_path)
-    assert page.model.currentData() == "line" and not page.stop_button.isEnabled()
-    page.source.setCurrentText(str(video))
-    page.keep_ok.setValue(1)  # keep every OK image too
+    sources, view, counters, feedback = page.source_panel, page.live_view, page.counters.labels, page.feedback
+    assert sources.model.currentData() == "line" and not sources.stop_button.isEnabled()
+    sources.source.setCurrentText(str(video))
+    sources.keep_ok.setValue(1)  # keep every OK image too
 
     with qtbot.waitSignal(page.started, timeout=10000):
-        qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
-    assert page.is_running() and page.stop_button.isEnabled() and not page.start_button.isEnabled()
-    qtbot.waitUntil(lambda: len(page.ng_history) >= 2 and page.shown is not None, timeout=15000)
-    assert page.state_label.text() == "live"
-    assert int(page.counters["inspected"].text()) > 0 and int(page.counters["ng"].text()) >= 1
-    assert page.counters["model"].text() == "line@v1"
-    assert page.view.has_image() and page.badge.decision in ("OK", "NG")
+        qtbot.mouseClick(sources.start_button, Qt.MouseButton.LeftButton)
+    assert page.is_running() and sources.stop_button.isEnabled() and not sources.start_button.isEnabled()
+    qtbot.waitUntil(lambda: len(view.ng_history) >= 2 and page.shown is not None, timeout=15000)
+    assert view.state_label.text() == "live"
+    assert int(counters["inspected"].text()) > 0 and int(counters["ng"].text()) >= 1
+    assert counters["model"].text() == "line@v1"
+    assert view.view.has_image() and view.badge.decision in ("OK", "NG")
 
-    # step back through the recent NG frames and mark one a false alarm
-    page.step_ng(-1)
-    assert page.reviewing and page.shown.decision == "NG" and page.badge.decision == "NG"
+    # step back through the recent NG frames (Page Up) and mark one a false alarm
+    with qtbot.waitActive(page, timeout=5000):
+        page.show()
+        page.activateWindow()
+    view.prev_ng.setFocus()
+    qtbot.keyClick(view.prev_ng, Qt.Key.Key_PageUp)
+    assert view.reviewing and page.shown.decision == "NG" and view.badge.decision == "NG"
+    assert view.ng_label.text().startswith("NG ") and "(recent)" in view.ng_label.text()
     marked = page.shown
-    qtbot.mouseClick(page.false_alarm_button, Qt.MouseButton.LeftButton)
-    assert page.store.get(marked.record_id).feedback == "false_alarm"
-    assert FeedbackPool("line").counts()["good"] == 1 and "1 false alarm" in page.pool_label.text()
+    qtbot.mouseClick(feedback.false_alarm_button, Qt.MouseButton.LeftButton)
+    store = page.controller.store
+    assert store.get(marked.record_id).feedback == "false_alarm"
+    assert FeedbackPool("line").counts()["good"] == 1 and "1 false alarm" in feedback.pool_label.text()
     page.back_to_live()
-    assert not page.reviewing
+    assert not view.reviewing
 
     with qtbot.waitSignal(page.stopped, timeout=10000):
-        qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
-    assert not page.is_running() and page.start_button.isEnabled()
-    inspected = page.store.count()["total"]
-    assert inspected >= int(page.counters["inspected"].text()) > 0
-    assert all(r.image is not None for r in page.store.query())
+        qtbot.mouseClick(sources.stop_button, Qt.MouseButton.LeftButton)
+    assert not page.is_running() and sources.start_button.isEnabled()
+    inspected = store.count()["total"]
+    assert inspected >= int(counters["inspected"].text()) > 0
+    assert all(r.image is not None for r in store.query())
 
-    # the history tab lists what was stored; filters and CSV export
-    page.tabs.setCurrentIndex(1)
-    history = page.history
-    assert history.table.rowCount() == inspected
+    # the History page lists what was stored; filters and CSV export
+    from inspector.gui.pages.history_page import HistoryPage
+
+    history = HistoryPage(open_store=page.controller.existing_store)
+    qtbot.addWidget(history)
+    history.reload()
+    assert history.store is store and history.table.rowCount() == inspected
     history.decision.setCurrentIndex(1)  # NG only
-    assert history.table.rowCount() == page.store.count(decision="NG")["total"] >= 2
+    assert history.table.rowCount() == store.count(decision="NG")["total"] >= 2
     history.feedback.setCurrentIndex(history.feedback.findData("false_alarm"))
     assert history.table.rowCount() == 1
     history.table.selectRow(0)
@@ -101,31 +111,35 @@ def test_live_page_start_stop_feedback_and_history(qtbot, line, tmp_path):
 def test_live_page_roi_pause_on_ng_retrain_and_promote(qtbot, line, parts_dir, tmp_path):
     reg, video = line
     page = make_page(qtbot, reg, tmp_path)
+    view, feedback = page.live_view, page.feedback
     page.confirm_dialogs = False
-    page.source.setCurrentText(str(video))
-    page.pause_on_ng.setChecked(True)
+    page.source_panel.source.setCurrentText(str(video))
+    view.pause_on_ng.setChecked(True)
     page.set_roi((0, 0, 64, 64))
-    assert page.roi_edit.text() == "0,0,64,64"
+    assert view.roi_edit.text() == "0,0,64,64"
     with qtbot.waitSignal(page.started, timeout=10000):
         page.start()
-    qtbot.waitUntil(lambda: page.live.paused, timeout=15000)
+    live = page.controller.live
+    qtbot.waitUntil(lambda: live.paused, timeout=15000)
     page._tick()
-    assert page.shown.decision == "NG" and page.resume_button.isEnabled()
-    assert "paused on NG" in page.detail_label.text()
-    assert page.view.roi == (0, 0, 64, 64)
-    qtbot.mouseClick(page.confirmed_button, Qt.MouseButton.LeftButton)  # dealing with the part resumes
-    assert not page.live.paused
+    assert page.shown.decision == "NG" and view.resume_button.isEnabled()
+    assert "paused on NG" in view.detail_label.text()
+    assert view.view.roi == (0, 0, 64, 64)
+    qtbot.mouseClick(feedback.confirmed_button, Qt.MouseButton.LeftButton)  # dealing with the part resumes
+    assert not live.paused
     assert FeedbackPool("line").counts()["defects"] == 1
-    page.pause_on_ng.setChecked(False)
+    view.pause_on_ng.setChecked(False)
+    assert not live.pause_on_ng
 
     # draw a ROI with the mouse on the frame: the whole 64x64 frame area
-    page.draw_roi.setChecked(True)
-    rect = page.view.image_rect()
-    qtbot.mousePress(page.view, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.left()) + 1, int(rect.top()) + 1))
-    qtbot.mouseMove(page.view, QPoint(int(rect.right()) - 1, int(rect.bottom()) - 1))
-    qtbot.mouseRelease(page.view, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.right()) - 1, int(rect.bottom()) - 1))
-    x, y, w, h = page.live.roi
-    assert x <= 1 and y <= 1 and w >= 60 and h >= 60 and not page.draw_roi.isChecked()
+    view.draw_roi.setChecked(True)
+    frame = view.view
+    rect = frame.image_rect()
+    qtbot.mousePress(frame, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.left()) + 1, int(rect.top()) + 1))
+    qtbot.mouseMove(frame, QPoint(int(rect.right()) - 1, int(rect.bottom()) - 1))
+    qtbot.mouseRelease(frame, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.right()) - 1, int(rect.bottom()) - 1))
+    x, y, w, h = live.roi
+    assert x <= 1 and y <= 1 and w >= 60 and h >= 60 and not view.draw_roi.isChecked()
 
     # one click retrain while inspection goes on, then promote: hot-swapped
     held_out = tmp_path / "held-out"
@@ -134,25 +148,28 @@ def test_live_page_roi_pause_on_ng_retrain_and_promote(qtbot, line, parts_dir, t
     data = RetrainData.from_paths(list_images(parts_dir), list_images(held_out))
     with qtbot.waitSignal(page.retrainFinished, timeout=60000) as finished:
         page.retrain(data=data, epochs=2)
-        assert not page.retrain_button.isEnabled()
+        assert not feedback.retrain_button.isEnabled()
     result = finished.args[0]
     assert result.entry.version == 2 and result.entry.info.parent == "line@v1"
     assert page.is_running(), "inspection went on during the retrain"
-    assert reg.active("line").version == 1 and page.versions.count() == 2
+    assert reg.active("line").version == 1 and feedback.versions.count() == 2
 
-    from inspector.gui.live_page import ComparisonDialog
+    from inspector.gui.pages.live.comparison_dialog import ComparisonDialog
 
     dialog = ComparisonDialog(result, page)
     assert dialog.table.rowCount() == len(result.comparison.rows())
     dialog.deleteLater()
 
+    feedback.versions.setCurrentIndex(feedback.versions.findData(2))
     with qtbot.waitSignal(page.modelSwapped, timeout=5000):
-        page.activate_version(2)
-    qtbot.waitUntil(lambda: page.live.last_result.model_version == 2, timeout=10000)
-    assert page.is_running()
-    page.activate_version(1)  # roll back
-    qtbot.waitUntil(lambda: page.live.last_result.model_version == 1, timeout=10000)
+        qtbot.mouseClick(feedback.use_version, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: live.last_result.model_version == 2, timeout=10000)
+    assert page.is_running() and "(v2 in use)" in page.source_panel.model.currentText()
+    page.promote(1)  # roll back
+    qtbot.waitUntil(lambda: live.last_result.model_version == 1, timeout=10000)
     assert reg.active("line").version == 1
+    page.discard(2)
+    assert [e.version for e in reg.versions("line")] == [1] and feedback.versions.count() == 1
     page.shutdown()
     assert not page.is_running()
 
@@ -160,28 +177,43 @@ def test_live_page_roi_pause_on_ng_retrain_and_promote(qtbot, line, parts_dir, t
 def test_live_page_reports_a_bad_source(qtbot, line, tmp_path):
     reg, _ = line
     page = make_page(qtbot, reg, tmp_path)
-    page.source.setCurrentText(str(tmp_path / "no-such-video.avi"))
+    page.source_panel.source.setCurrentText(str(tmp_path / "no-such-video.avi"))
     page.start()
     assert not page.is_running() and "no such camera" in page.message_bar.text.text()
-    page.roi_edit.setText("1,2")
-    page._roi_typed()
-    assert "ROI" in page.message_bar.text.text()
+    page.live_view.roi_edit.setText("1,2")
+    page.live_view.roi_edit.editingFinished.emit()
+    assert "ROI" in page.message_bar.text.text() and page.message_bar.level == "warning"
 
 
-def test_the_main_window_has_the_live_page_and_closing_stops_it(qtbot, line, tmp_path):
+def test_the_main_window_has_live_and_history_pages_and_closing_stops_the_run(qtbot, line, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
     from inspector.gui.main_window import MainWindow
 
     reg, video = line
     window = MainWindow()
-    window.confirm_close = False
     qtbot.addWidget(window)
-    assert "live" in window.pages and window.pages["live"] is window.live_page
+    assert window.pages["live"] is window.live_page and window.pages["history"] is window.history_page
     page = window.live_page
+    assert page.message_bar is None  # its messages go to the window's strip
     window.show_page("live")
-    qtbot.waitUntil(lambda: page.model.count() == 1, timeout=10000)
-    page.source.setCurrentText(str(video))
+    qtbot.waitUntil(lambda: page.source_panel.model.count() == 1, timeout=10000)
+    page.source_panel.source.setCurrentText(str(video))
     with qtbot.waitSignal(page.started, timeout=10000):
         page.start()
     qtbot.waitUntil(lambda: page.shown is not None, timeout=10000)
+    page.set_roi_text("1,2")
+    assert "ROI" in window.message_bar.text.text()
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.StandardButton.No)
+    assert not window.close()  # answered No: the window stays and inspection goes on
+    assert asked == ["Quit during live inspection?"] and page.is_running()
+
+    store = page.controller.store
+    window.show_page("history")  # what the run stored so far
+    window.history_page.reload()
+    assert window.history_page.store is store and window.history_page.table.rowCount() >= 1
+    window.confirm_close = False
     window.close()
-    assert not page.is_running()
+    assert not page.is_running() and page.controller.store is None

@@ -38,6 +38,7 @@ import numpy as np
 
 from inspector.data.sources import Frame, FrameSource, SourceState, StateChange
 from inspector.engine.events import CancelToken
+from inspector.engine.modelref import ref_text
 from inspector.engine.results_store import ResultsStore, StoreError
 
 if TYPE_CHECKING:  # torch: imported by whoever makes the predictor, not by parse_roi's callers
@@ -130,7 +131,7 @@ class LiveResult:
 
     @property
     def model_ref(self) -> str:
-        return f"{self.model}@v{self.model_version}" if self.model_version else self.model
+        return ref_text(self.model, self.model_version or None)
 
     def overlay(self, opacity: float = 0.5) -> np.ndarray:
         """The whole frame (RGB) with the heat map blended in over the inspected region."""
@@ -279,7 +280,7 @@ class LiveInspector:
         self.fatal: LiveError | None = None
         self.last_result: LiveResult | None = None
         self.finished = threading.Event()
-        self._stats.model = "{}@v{}".format(*self._model_of(predictor)) if predictor is not None else "(none)"
+        self._stats.model = ref_text(*self._model_of(predictor)) if predictor is not None else "(none)"
 
     # --- control --------------------------------------------------------------------------------
     def start(self) -> "LiveInspector":
@@ -358,7 +359,7 @@ class LiveInspector:
         with self._predictor_lock:
             self._predictor = predictor
         with self._stats_lock:
-            self._stats.model = "{}@v{}".format(*self._model_of(predictor))
+            self._stats.model = ref_text(*self._model_of(predictor))
         log.info("live inspection now uses %s", self._stats.model)
 
     def follow_registry(self, registry, name: str, interval_s: float = 2.0, device: str = "auto") -> None:
@@ -431,7 +432,7 @@ class LiveInspector:
         if self.on_state is not None:
             try:
                 self.on_state(change)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("on_state callback failed")
 
     def _inference_loop(self) -> None:
@@ -548,14 +549,14 @@ class LiveInspector:
         if self.on_result is not None:
             try:
                 self.on_result(result)
-            except Exception:  # noqa: BLE001 — a display bug must not stop inspection
+            except Exception:
                 log.exception("on_result callback failed")
         if result.decision == "NG" and self.pause_on_ng:
             self.pause()
             if self.on_paused is not None:
                 try:
                     self.on_paused(result)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("on_paused callback failed")
 
     def _error(self, error: LiveError) -> None:
@@ -567,5 +568,5 @@ class LiveInspector:
         if self.on_error is not None:
             try:
                 self.on_error(error)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("on_error callback failed")

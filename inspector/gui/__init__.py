@@ -5,11 +5,12 @@ This package is the only place that imports Qt, pyqtgraph or superqt. Start it w
 
 Layout:
   app.py          QApplication set-up: name, icon, theme, logging, excepthook; ``run()``
-  main_window.py  the window: page list (``MainWindow.add_page``), menus, shortcuts, status bar
+  main_window.py  the window: page list (``MainWindow.add_page``), status bar, closing cleanly
+  menus.py        the window's actions, menus and shortcuts (and the F1 list of them)
   session.py      what the pages share: the open dataset, the loaded model, THE threshold, scores
   workers.py      background jobs (superqt thread workers) with progress events and cancel
   settings.py     what persists between runs (QSettings)
-  pages/          data, train, results, evaluate, models
+  pages/          data, train, results, evaluate, models, history; live/ (the Live page's widgets)
   widgets/        image views, thumbnails, plots, confusion matrix, job progress, message bar, ...
   formatting.py   how figures read (ratio, percent)
   gc_guard.py     Python's cycle collector on the UI thread only

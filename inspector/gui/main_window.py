@@ -1,37 +1,32 @@
-"""The main window: a page list on the left, the pages, menus with shortcuts, a status bar.
+"""The main window: a page list on the left, the pages, a status bar; the menus and shortcuts
+are made by ``menus``.
 
-Pages are added with one call, :meth:`MainWindow.add_page`, so other modules can add theirs.
-Modules named in ``EXTENSION_PAGES`` are imported after the built-in pages; each may define
-``add_to(window)`` that calls ``window.add_page(...)`` (e.g. ``inspector.gui.live_page`` adds
-the "Live" page). A missing module is skipped; one that fails is logged and shown, and the
-rest of the window works.
+Every page is added with one call, :meth:`MainWindow.add_page` (which also gives it a View menu
+entry and Ctrl+<n>). Closing the window asks before stopping a training or a live inspection,
+then stops both cleanly.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QIcon, QKeySequence
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QDialog,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QSplitter,
     QStackedWidget,
     QStyle,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -40,10 +35,13 @@ from inspector import __version__
 from inspector.engine import paths
 from inspector.engine.demo import DEMO_METHOD
 from inspector.engine.events import Progress
-from inspector.gui.app import DISPLAY_NAME, THEMES, apply_theme
+from inspector.gui import menus
+from inspector.gui.app import DISPLAY_NAME, apply_theme
 from inspector.gui.methods import warm_up
 from inspector.gui.pages.data_page import DataPage
 from inspector.gui.pages.evaluate_page import EvaluatePage
+from inspector.gui.pages.history_page import HistoryPage
+from inspector.gui.pages.live.page import LivePage
 from inspector.gui.pages.models_page import ModelsPage
 from inspector.gui.pages.results_page import ResultsPage
 from inspector.gui.pages.train_page import TrainPage
@@ -54,8 +52,6 @@ from inspector.gui.widgets.message_bar import MessageBar
 from inspector.gui.workers import Job, active_jobs, cancel_all, run_job
 
 log = logging.getLogger(__name__)
-
-EXTENSION_PAGES = ("inspector.gui.live_page",)
 
 
 class MainWindow(QMainWindow):
@@ -95,6 +91,8 @@ class MainWindow(QMainWindow):
         cl.addWidget(self.nav)
         cl.addWidget(right, 1)
         self.setCentralWidget(central)
+        self.pages_menu = QMenu("&View", self)  # the pages first, then what create_menus adds
+        self._pages_end = self.pages_menu.addSeparator()
 
         s = self.style()
         self.data_page = DataPage(self.session, self.settings)
@@ -102,11 +100,15 @@ class MainWindow(QMainWindow):
         self.results_page = ResultsPage(self.session, self.settings)
         self.evaluate_page = EvaluatePage(self.session)
         self.models_page = ModelsPage(self.session, self.settings)
+        self.live_page = LivePage(self.session, self.settings, messages=self.show_message)
+        self.history_page = HistoryPage(open_store=self.live_page.controller.existing_store)
         self.add_page("data", "Data", self.data_page, s.standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon))
         self.add_page("train", "Train", self.train_page, s.standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
         self.add_page("results", "Results", self.results_page, s.standardIcon(QStyle.StandardPixmap.SP_FileDialogContentsView))
         self.add_page("evaluate", "Evaluate", self.evaluate_page, s.standardIcon(QStyle.StandardPixmap.SP_FileDialogDetailedView))
         self.add_page("models", "Models", self.models_page, s.standardIcon(QStyle.StandardPixmap.SP_DriveHDIcon))
+        self.add_page("live", "Live", self.live_page, s.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward))
+        self.add_page("history", "History", self.history_page, s.standardIcon(QStyle.StandardPixmap.SP_FileDialogListView))
 
         self.data_page.demoRequested.connect(lambda: self.start_demo(train=False))
         self.data_page.inspectRequested.connect(self.inspect)
@@ -116,9 +118,11 @@ class MainWindow(QMainWindow):
         self.train_page.trainingEnded.connect(self._update_actions)  # Ctrl+T works again after a cancel or failure
         self.train_page.trainingFinished.connect(lambda entry: setattr(self.settings, "last_model", entry.info.ref))
         self.evaluate_page.thresholdSaved.connect(lambda entry: setattr(self.settings, "last_model", entry.info.ref))
+        self.history_page.message.connect(self.show_message)
+        self.history_page.feedbackGiven.connect(lambda *_: self.live_page.update_pool())
 
-        self._create_actions()
-        self._create_menus()
+        menus.create_actions(self)
+        menus.create_menus(self)
         self._create_status_bar()
         self.session.error.connect(self.show_error)
         self.session.info.connect(self.show_info)
@@ -127,7 +131,6 @@ class MainWindow(QMainWindow):
         self.session.thresholdChanged.connect(lambda _: self._update_status())
         self.session.modelChanged.connect(self._update_actions)
         self.session.datasetChanged.connect(self._update_actions)
-        self._add_extension_pages()
         self._restore()
         self._update_status()
         self._update_actions()
@@ -150,8 +153,7 @@ class MainWindow(QMainWindow):
         action.triggered.connect(lambda: self.show_page(key))
         self.addAction(action)
         self.actions_[f"page_{key}"] = action
-        if hasattr(self, "pages_menu"):  # pages added later go after the others in the View menu
-            self.pages_menu.insertAction(self._pages_end, action)
+        self.pages_menu.insertAction(self._pages_end, action)
         if self.nav.currentRow() < 0:
             self.nav.setCurrentRow(0)
         return widget
@@ -168,105 +170,6 @@ class MainWindow(QMainWindow):
         if row >= 0:
             self.stack.setCurrentIndex(row)
             self._update_actions()
-
-    def _add_extension_pages(self) -> None:
-        for name in EXTENSION_PAGES:
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as e:
-                if e.name == name:
-                    continue  # not written (or not installed): nothing to add
-                log.exception("page module %s failed to import", name)
-                self.show_error(f"The page module {name} could not be loaded: {e}")
-                continue
-            except Exception as e:  # noqa: BLE001 — another module's bug must not stop the window
-                log.exception("page module %s failed to import", name)
-                self.show_error(f"The page module {name} could not be loaded: {e}")
-                continue
-            add_to = getattr(module, "add_to", None)
-            if add_to is None:
-                continue
-            try:
-                add_to(self)
-            except Exception as e:  # noqa: BLE001
-                log.exception("page module %s failed in add_to", name)
-                self.show_error(f"The page from {name} could not be added: {e}")
-
-    # --- actions and menus --------------------------------------------------------------------
-    def _action(self, key: str, text: str, slot, shortcut: str | QKeySequence.StandardKey | list | None = None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if isinstance(shortcut, list):
-            action.setShortcuts([QKeySequence(s) for s in shortcut])
-        elif shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work wherever the focus is
-        self.actions_[key] = action
-        return action
-
-    def _create_actions(self) -> None:
-        A = self._action
-        A("open_folder", "&Open folder…", self.data_page.choose_folder, "Ctrl+O", "Open a folder of camera images")
-        A("open_demo", "Open the ELPV &demo data", lambda: self.start_demo(train=False), tip="Real solar-cell images")
-        A("add_images", "&Add good images…", self.data_page.choose_images, "Ctrl+Shift+A", "Copy images into the good training set")
-        A("open_image", "Score an &image file…", self._open_image, "Ctrl+I")
-        A("open_model", "Open a &model file…", self._open_model_file, "Ctrl+Shift+O")
-        A("quit", "&Quit", self.close, "Ctrl+Q")
-        A("train", "&Train", self.train, "Ctrl+T", "Train a model on the good images of the open folder")
-        A("cancel", "&Cancel the running job", self.cancel_current, "Esc")
-        A("score_all", "&Score the whole folder", self.score_all, "Ctrl+R")
-        A("evaluate", "&Evaluate", self.evaluate, "Ctrl+E")
-        A("save_threshold", "Save &threshold to model", self.save_threshold, "Ctrl+S", "Write the threshold into a new model version")
-        A("reset_threshold", "&Reset the threshold", self.session.reset_threshold, "Ctrl+Shift+R")
-        A("next", "&Next image", lambda: self.step_image(1), ["N", "Ctrl+Down"])
-        A("previous", "&Previous image", lambda: self.step_image(-1), ["P", "Ctrl+Up"])
-        A("opacity_up", "More heat-map opacity", lambda: self.results_page.view.step_opacity(0.1), "]")
-        A("opacity_down", "Less heat-map opacity", lambda: self.results_page.view.step_opacity(-0.1), "[")
-        A("refresh_models", "Refresh the model list", self.models_page.refresh, "F5")
-        A("full_screen", "&Full screen", self._toggle_full_screen, "F11")
-        A("shortcuts", "&Keyboard shortcuts", self.show_shortcuts, "F1")
-        A("log_folder", "Open the &log folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.log_dir()))))
-        A("about", "&About", self.show_about)
-
-    def _create_menus(self) -> None:
-        a = self.actions_
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        for key in ("open_folder", "open_demo", "add_images", None, "open_image", "open_model", None, "quit"):
-            file.addSeparator() if key is None else file.addAction(a[key])
-        self.recent_menu = file.addMenu("Recent folders")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        file.insertMenu(a["add_images"], self.recent_menu)
-        model = bar.addMenu("&Model")
-        for key in ("train", "cancel", None, "score_all", "evaluate", None, "save_threshold", "reset_threshold", None, "refresh_models"):
-            model.addSeparator() if key is None else model.addAction(a[key])
-        view = bar.addMenu("&View")
-        self.pages_menu = view
-        for key in self.pages:
-            view.addAction(a[f"page_{key}"])
-        self._pages_end = view.addSeparator()
-        for key in ("next", "previous", "opacity_up", "opacity_down", None, "full_screen"):
-            view.addSeparator() if key is None else view.addAction(a[key])
-        theme_menu = view.addMenu("Theme")
-        group = QActionGroup(self)
-        current = self.settings.get("view/theme", "system")
-        for theme in THEMES:
-            action = theme_menu.addAction(theme.capitalize(), lambda t=theme: self.set_theme(t))
-            action.setCheckable(True)
-            action.setChecked(theme == current)
-            group.addAction(action)
-        help_ = bar.addMenu("&Help")
-        for key in ("shortcuts", "log_folder", "about"):
-            help_.addAction(a[key])
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for folder in self.settings.recent_folders:
-            self.recent_menu.addAction(folder, lambda f=folder: self.data_page.open_folder(f))
-        if not self.settings.recent_folders:
-            self.recent_menu.addAction("(none yet)").setEnabled(False)
 
     def _update_actions(self) -> None:
         a = self.actions_
@@ -324,11 +227,11 @@ class MainWindow(QMainWindow):
         else:
             self.message_bar.hide()
 
-    def _open_image(self) -> None:
+    def open_image(self) -> None:
         self.show_page("results")
         self.results_page.choose_image()
 
-    def _open_model_file(self) -> None:
+    def open_model_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a model file", self.settings.last_folder, "Model files (*.inspector)")
         if path:
             job = self.session.load_model(path)
@@ -338,7 +241,7 @@ class MainWindow(QMainWindow):
         self.settings.set("view/theme", theme)
         apply_theme(QApplication.instance(), theme)
 
-    def _toggle_full_screen(self) -> None:
+    def toggle_full_screen(self) -> None:
         self.showNormal() if self.isFullScreen() else self.showFullScreen()
 
     # --- start-up -----------------------------------------------------------------------------
@@ -482,26 +385,9 @@ class MainWindow(QMainWindow):
         self.message_bar.show_message(text, "info")
         self.statusBar().showMessage(text, 6000)
 
-    def show_shortcuts(self) -> QDialog:
-        dialog = QDialog(self)
-        dialog.setWindowTitle("Keyboard shortcuts")
-        table = QTableWidget(0, 2)
-        table.setHorizontalHeaderLabels(["Action", "Shortcut"])
-        table.verticalHeader().hide()
-        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        for action in self.actions_.values():
-            keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in action.shortcuts())
-            if keys:
-                row = table.rowCount()
-                table.insertRow(row)
-                table.setItem(row, 0, QTableWidgetItem(action.text().replace("&", "").rstrip("…")))
-                table.setItem(row, 1, QTableWidgetItem(keys))
-        layout = QVBoxLayout(dialog)
-        layout.addWidget(table)
-        dialog.resize(460, 560)
-        dialog.show()
-        return dialog
+    def show_message(self, text: str, level: str = "info") -> None:
+        """A page's message in the window's strip (``level``: info, warning or error)."""
+        self.show_error(text) if level == "error" else self.show_info(text)
 
     def show_about(self) -> None:
         QMessageBox.about(
@@ -537,20 +423,23 @@ class MainWindow(QMainWindow):
         self.settings.opacity = self.results_page.view.opacity_value()
         self.settings.sync()
 
-    def closeEvent(self, event) -> None:  # noqa: N802
-        if self.confirm_close and self.train_page.is_running():
-            answer = QMessageBox.question(
-                self,
-                "Quit while training?",
-                "A training is running. Cancel it and quit? (The last finished epoch is kept as a checkpoint: "
-                "training again with the same settings resumes from it.)",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+    def closeEvent(self, event) -> None:
+        questions = (
+            (self.live_page.is_running(), "Quit during live inspection?",
+             "Live inspection is running. Stop it and quit? (Every result so far is saved.)"),
+            (self.train_page.is_running(), "Quit while training?",
+             "A training is running. Cancel it and quit? (The last finished epoch is kept as a checkpoint: "
+             "training again with the same settings resumes from it.)"),
+        )
+        for running, title, text in questions:
+            if self.confirm_close and running and QMessageBox.question(
+                self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No,
-            )
-            if answer != QMessageBox.StandardButton.Yes:
+            ) != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
         self.save_settings()
+        self.live_page.shutdown()
         self.data_page.model.stop()
         if not cancel_all(wait_ms=15000):
             log.warning("some background jobs did not stop within 15 s")

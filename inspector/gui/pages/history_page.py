@@ -1,11 +1,12 @@
-"""History: past inspection results from the results store, filtered by time, decision, model
-and feedback; the saved image of a result; operator feedback afterwards; CSV export."""
+"""The History page: past inspection results from the results store, filtered by time, decision,
+model and feedback; the saved image of a result; operator feedback afterwards; CSV export."""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QDateTime, Qt, Signal
@@ -36,15 +37,18 @@ FEEDBACK_TEXT = {"false_alarm": "good — false alarm", "confirmed": "defect —
 RowRole = Qt.ItemDataRole.UserRole + 1
 
 
-class HistoryView(QWidget):
-    """A self-contained history browser over one ``ResultsStore`` (give it the store)."""
+class HistoryPage(QWidget):
+    """A history browser over one ``ResultsStore``: given, or from ``open_store`` (called each
+    time the page is shown until it returns one: the database appears with the first live run)."""
 
     feedbackGiven = Signal(int, str)  # row id, feedback
     message = Signal(str, str)  # text, level (info | warning | error)
 
-    def __init__(self, store=None, limit: int = 2000, parent: QWidget | None = None) -> None:
+    def __init__(self, store=None, open_store: Callable[[], object] | None = None, limit: int = 2000,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
+        self.open_store = open_store
         self.limit = limit
         self.rows: list = []
 
@@ -132,6 +136,19 @@ class HistoryView(QWidget):
     def set_store(self, store) -> None:
         self.store = store
         self.refresh()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.reload()
+
+    def reload(self) -> None:
+        """Open the database if there is one by now, and list what it holds."""
+        try:
+            if self.store is None and self.open_store is not None:
+                self.store = self.open_store()
+            self.refresh()
+        except Exception as e:  # noqa: BLE001
+            self.message.emit(f"Could not open the results database: {e}", "error")
 
     def filters(self) -> dict:
         decision = {1: "NG", 2: "OK"}.get(self.decision.currentIndex())
