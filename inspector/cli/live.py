@@ -6,11 +6,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from inspector.cli.common import EXIT_ERROR, EXIT_NOT_JUDGED, EXIT_NOT_STORED, CliError, json_number, number_in, open_registry
-
-LIVE_WARN_EVERY_S = 30.0  # a repeated problem of one kind is printed at most this often
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,21 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     lv.set_defaults(func=cmd_live)
 
 
-def live_model(ref: str, device: str, registry):
-    """The predictor for ``--model`` and, for a bare registry name, that name: the live loop then
-    follows the registry's version in use (a promote or rollback elsewhere swaps it live)."""
-    from inspector.engine.bundle import MODEL_SUFFIX
-    from inspector.engine.modelref import ModelRef
-    from inspector.engine.predictor import Predictor
-
-    path = registry.resolve(ref)
-    predictor = Predictor.open(path, device, registry)
-    if not predictor.info.name:
-        predictor.info.name = Path(path).stem  # results of an unregistered file are labelled by its name
-    is_file = Path(ref).suffix == MODEL_SUFFIX or Path(ref).is_file()
-    return predictor, (None if is_file or ModelRef.parse(ref).version is not None else str(ref))
-
-
 def roi_arg(text: str):
     """argparse type for ``--roi``: four whole numbers x,y,w,h, refused at parse time."""
     from inspector.engine.live import parse_roi
@@ -73,26 +55,27 @@ def cmd_live(args: argparse.Namespace) -> int:
     not go on as set up (e.g. the ROI does not fit in the frames), 130 on Ctrl-C."""
     import signal
 
-    from inspector.data.sources import SourceState, open_source
-    from inspector.engine.live import LiveInspector, parse_roi
-    from inspector.engine.results_store import ResultsStore
+    from inspector.data.sources import SourceState
+    from inspector.engine.live import parse_roi
+    from inspector.engine.live_controller import ErrorThrottle, LiveController, registry_name
 
     try:
         roi = parse_roi(args.roi)  # already checked by the parser; kept for callers that build args by hand
     except ValueError as e:
         raise CliError(str(e)) from None
-    registry = open_registry()
-    predictor, follow = live_model(args.model, args.device, registry)
+    controller = LiveController(open_registry(), store_path=args.db, device=args.device, save_ok_every=args.save_ok_every,
+                                synchronous="FULL" if args.durable else "NORMAL")
+    predictor = controller.load(args.model)
+    follow = registry_name(args.model)  # a bare name follows promote/rollback made elsewhere
 
     def unreadable(path, reason) -> None:
         print(f"skipped unreadable image {path}: {reason}", file=sys.stderr)
 
-    source = open_source(
+    source = controller.open_source(
         args.source, loop=args.loop, realtime=args.realtime, fps=args.fps,
         include_existing=args.include_existing, recursive=args.recursive, on_unreadable=unreadable,
     )
-    store = ResultsStore(Path(args.db) if args.db else None, save_ok_every=args.save_ok_every,
-                         synchronous="FULL" if args.durable else "NORMAL")
+    store = controller.open_store()
 
     def on_result(r) -> None:
         if args.json:
@@ -114,30 +97,21 @@ def cmd_live(args: argparse.Namespace) -> int:
         retry = f" (retry {change.attempt} in {change.retry_in_s:.1f} s)" if change.state == SourceState.LOST else ""
         print(f"source {change.state.value}: {change.message}{retry}", file=sys.stderr, flush=True)
 
-    warned: dict[str, list] = {}  # kind -> [when last printed, how many not printed since]
+    throttle = ErrorThrottle()
 
     def on_error(error) -> None:
-        """Each kind of problem printed at once, then at most every LIVE_WARN_EVERY_S seconds with
-        a count of those not printed: a full disk must not bury the console; the summary counts all."""
+        """Each kind of problem printed at once, then at most every WARN_EVERY_S seconds with a
+        count of those not printed: a full disk must not bury the console; the summary counts all."""
         if error.fatal:
             return  # printed once, as the command's error line
-        now = time.monotonic()
-        seen = warned.get(error.kind)
-        if seen is not None and now - seen[0] < LIVE_WARN_EVERY_S:
-            seen[1] += 1
+        more = throttle.admit(error.kind)
+        if more is None:
             return
-        more = seen[1] if seen else 0
-        warned[error.kind] = [now, 0]
         if args.json:
             print(json.dumps({"event": "error", "kind": error.kind, "frame": error.frame_id, "message": error.message,
                               "not_shown_before": more}), flush=True)
         else:
             print(f"warning: {error.message}{f' ({more} more like it not shown)' if more else ''}", file=sys.stderr, flush=True)
-
-    live = LiveInspector(source, predictor, store, roi=roi, max_frames=args.max_frames,
-                         on_result=on_result, on_state=on_state, on_error=on_error)
-    if follow:
-        live.follow_registry(registry, follow, device=args.device)
 
     def stats_line(s) -> str:
         problems = (f", {s.unsaved} NOT STORED" if s.unsaved else "") + (f", {s.unjudged} not judged" if s.unjudged else "")
@@ -147,14 +121,15 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     previous = None
     try:  # SIGTERM (a service manager stopping the line PC's app) stops as cleanly as Ctrl-C
-        previous = signal.signal(signal.SIGTERM, lambda *_: live.stop(timeout=0))
+        previous = signal.signal(signal.SIGTERM, lambda *_: controller.stop(timeout=0))
     except ValueError:  # not the main thread (called from a test or another program)
         pass
     interrupted = False
     if not args.json:
         print(f"live inspection of {source.description} with {predictor.info.ref}"
               f"{' (following its version in use)' if follow else ''}; results -> {store.path}", file=sys.stderr)
-    live.start()
+    live = controller.start(source, predictor, roi, follow=follow, max_frames=args.max_frames,
+                            on_result=on_result, on_state=on_state, on_error=on_error)
     last = time.monotonic()
     try:
         while not live.finished.wait(0.25):
@@ -164,8 +139,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        live.stop()
-        store.close()
+        controller.close()  # stops the run (the frame being scored is committed first), closes the store
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     s = live.stats()
