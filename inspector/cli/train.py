@@ -74,7 +74,6 @@ def train_config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from inspector.data.datasets import open_dataset
-    from inspector.engine.bundle import ModelBundle
     from inspector.engine.events import TrainProgress
     from inspector.engine.modelref import check_name
     from inspector.engine.trainer import ImagesSkipped, TrainNotice
@@ -85,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_name(args.name)  # before any work: the name becomes a folder and a checkpoint file
     dataset = open_dataset(Path(args.data), seed=args.seed)
     registry = open_registry()
-    init_from = ModelBundle.load(registry.resolve(args.init_from)) if args.init_from else None
+    init_from = registry.load(args.init_from) if args.init_from else None
     bar = ProgressBar(f"training {config.method}", not args.json)
 
     def on_event(event) -> None:
