@@ -55,6 +55,7 @@ def overlay_names(files: list[Path], bases: dict[Path, Path], out: Path):
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from inspector.data.images import ImageReadError, list_images, write_image
+    from inspector.engine.decision import NG
     from inspector.engine.predictor import Predictor
     from inspector.engine.results_store import write_csv
 
@@ -96,7 +97,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                   [[r["path"], r["score"], r["threshold"], r["decision"], ""] for r in rows]
                   + [[f["path"], "", "", "", f["reason"]] for f in failed],
                   text_columns=("path", "error"))
-    ng = sum(r["decision"] == "NG" for r in rows)
+    ng = sum(r["decision"] == NG for r in rows)
     if args.json:
         print_json({"model": predictor.info.ref, "results": rows, "unreadable": failed})
     else:

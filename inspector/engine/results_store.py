@@ -298,7 +298,7 @@ class ResultsStore:
                              "database") from e
 
     def _keep_image(self, decision: str) -> bool:
-        if decision == "NG":
+        if decision == NG:
             return True
         if not self.save_ok_every:
             return False
