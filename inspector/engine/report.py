@@ -10,6 +10,7 @@ from pathlib import Path
 from inspector.data.datasets import DEFECT, GOOD
 from inspector.data.images import ImageReadError, read_image, write_image
 from inspector.engine import plots
+from inspector.engine.decision import NG, OK
 from inspector.engine.evaluate import Evaluation
 from inspector.engine.predictor import Predictor
 
@@ -36,7 +37,7 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, overlays: int 
             pred = predictor.predict(read_image(r.sample.path))
         except ImageReadError:
             continue
-        kind = {(DEFECT, "NG"): "detected", (DEFECT, "OK"): "missed", (GOOD, "NG"): "false-alarm"}.get(
+        kind = {(DEFECT, NG): "detected", (DEFECT, OK): "missed", (GOOD, NG): "false-alarm"}.get(
             (r.sample.label, r.decision), "ok"
         )
         write_image(out / "overlays" / f"{kind}_{r.score:.4g}_{Path(r.sample.path).stem}.png", pred.overlay(0.5))
@@ -45,9 +46,9 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, overlays: int 
 
 def _telling(ev: Evaluation, n: int) -> list:
     rows = sorted(ev.rows, key=lambda r: -r.score)
-    missed = [r for r in rows if r.sample.label == DEFECT and r.decision == "OK"][::-1]
-    false_alarms = [r for r in rows if r.sample.label == GOOD and r.decision == "NG"]
-    detected = [r for r in rows if r.decision == "NG" and r.sample.label != GOOD]
+    missed = [r for r in rows if r.sample.label == DEFECT and r.decision == OK][::-1]
+    false_alarms = [r for r in rows if r.sample.label == GOOD and r.decision == NG]
+    detected = [r for r in rows if r.decision == NG and r.sample.label != GOOD]
     chosen, seen = [], set()
     for group in (detected, missed, false_alarms, rows):
         for r in group[: max(1, n // 3)]:
