@@ -196,7 +196,14 @@ def test_the_main_window_has_live_and_history_pages_and_closing_stops_the_run(qt
     assert window.pages["live"] is window.live_page and window.pages["history"] is window.history_page
     page = window.live_page
     assert page.message_bar is None  # its messages go to the window's strip
-    window.show_page("live")
+    with qtbot.waitActive(window, timeout=5000):
+        window.show()
+        window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_7, Qt.KeyboardModifier.ControlModifier)
+    assert window.current_page() == "history" and window.history_page.store is None  # no database before a run
+    assert "No results database yet" in window.history_page.summary.text()
+    qtbot.keyClick(window, Qt.Key.Key_6, Qt.KeyboardModifier.ControlModifier)
+    assert window.current_page() == "live"
     qtbot.waitUntil(lambda: page.source_panel.model.count() == 1, timeout=10000)
     page.source_panel.source.setCurrentText(str(video))
     with qtbot.waitSignal(page.started, timeout=10000):
@@ -211,8 +218,7 @@ def test_the_main_window_has_live_and_history_pages_and_closing_stops_the_run(qt
     assert asked == ["Quit during live inspection?"] and page.is_running()
 
     store = page.controller.store
-    window.show_page("history")  # what the run stored so far
-    window.history_page.reload()
+    window.show_page("history")  # what the run stored so far (shown: the page opens the database)
     assert window.history_page.store is store and window.history_page.table.rowCount() >= 1
     window.confirm_close = False
     window.close()
