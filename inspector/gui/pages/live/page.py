@@ -395,17 +395,18 @@ class LivePage(QWidget):
             return
         choice = ComparisonDialog(result, self).exec()
         if choice == ComparisonDialog.PROMOTE:
-            self.promote(new.version)
+            self.promote(new.version, new.name)
         elif choice == ComparisonDialog.DISCARD:
-            self.discard(new.version)
+            self.discard(new.version, new.name)
 
-    def promote(self, version: int | None) -> None:
-        """Promote or roll back: put ``version`` in use and hot-swap the running loop to it."""
-        name = self.controller.model_name
+    def promote(self, version: int | None, name: str | None = None) -> None:
+        """Promote or roll back: put ``version`` of ``name`` (default: the chosen model) in use;
+        a run on it is hot-swapped."""
+        name = name or self.controller.model_name
         if not name or version is None:
             return
         try:
-            self.controller.promote(int(version))
+            self.controller.promote(int(version), name)
         except Exception as e:  # noqa: BLE001
             self.show_message(f"Could not switch to {name}@v{version}: {e}", "error")
             return
@@ -416,9 +417,9 @@ class LivePage(QWidget):
         self.show_message(f"{name}@v{version} is now in use" + (" (swapped without stopping)." if self.is_running() else "."), "info")
         self.modelSwapped.emit(f"{name}@v{version}")
 
-    def discard(self, version: int) -> None:
+    def discard(self, version: int, name: str | None = None) -> None:
         try:
-            self.controller.discard(int(version))
+            self.controller.discard(int(version), name)
         except Exception as e:  # noqa: BLE001
             self.show_message(f"Could not discard v{version}: {e}", "error")
             return
