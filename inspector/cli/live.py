@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+from inspector.engine.decision import NG
 from inspector.cli.common import EXIT_ERROR, EXIT_NOT_JUDGED, EXIT_NOT_STORED, CliError, json_number, number_in, open_registry
 
 
@@ -85,7 +86,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                 "score": json_number(r.score), "threshold": json_number(r.threshold), "decision": r.decision,
                 "latency_ms": round(r.latency_ms, 2),
             }), flush=True)
-        elif r.decision == "NG" or args.verbose:
+        elif r.decision == NG or args.verbose:
             label = f" {r.frame.name}" if r.frame.name else ""
             print(f"{r.decision}  {r.score:10.5g} / {r.threshold:<10.5g} frame {r.frame.frame_id}{label}  "
                   f"{r.model_ref}  {r.latency_ms:.0f} ms  {f'#{r.record_id}' if r.stored else 'NOT STORED'}", flush=True)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from inspector.data.sources import Frame, FrameSource, SourceState, StateChange
+from inspector.engine.decision import NG
 from inspector.engine.events import CancelToken
 from inspector.engine.modelref import ref_text
 from inspector.engine.results_store import ResultsStore, StoreError
@@ -387,7 +388,7 @@ class LiveInspector:
             try:
                 self.set_predictor(Predictor.open(entry.path, device, registry=registry))
             except Exception as e:  # noqa: BLE001
-                self._error(LiveError(f"cannot load {entry.name}@v{entry.version}: {e}", exception=e, kind="model"))
+                self._error(LiveError(f"cannot load {ref_text(entry.name, entry.version)}: {e}", exception=e, kind="model"))
 
     @staticmethod
     def _model_of(predictor: Predictor | None) -> tuple[str, int]:
@@ -539,19 +540,19 @@ class LiveInspector:
     def _deliver(self, result: LiveResult) -> None:
         with self._stats_lock:
             self._stats.inspected += 1
-            self._stats.ng += result.decision == "NG"
+            self._stats.ng += result.decision == NG
             self._latencies.append(result.latency_ms)
             self._inference.append(result.inference_ms)
             self._done_times.append(time.perf_counter())
         self.last_result = result
-        if result.decision == "NG":
+        if result.decision == NG:
             self.recent_ng.append(result)
         if self.on_result is not None:
             try:
                 self.on_result(result)
             except Exception:
                 log.exception("on_result callback failed")
-        if result.decision == "NG" and self.pause_on_ng:
+        if result.decision == NG and self.pause_on_ng:
             self.pause()
             if self.on_paused is not None:
                 try:

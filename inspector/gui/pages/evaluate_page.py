@@ -280,7 +280,7 @@ class EvaluatePage(QWidget):
             }
         try:
             entry = self.session.save_threshold(stats)
-        except Exception as e:  # noqa: BLE001 — shown, logged, never fatal
+        except Exception as e:
             import logging
 
             logging.getLogger(__name__).exception("saving the threshold failed")

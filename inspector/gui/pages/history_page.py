@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from inspector.gui.widgets.decision import decision_color
 from inspector.gui.widgets.image_view import TitledImage
+from inspector.engine.modelref import ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class HistoryPage(QWidget):
     def _fill_models(self) -> None:
         current = self.model.currentData()
         models = self.store.models()
-        names = sorted({m.split("@")[0] for m in models})
+        names = sorted({ModelRef.parse(m).name for m in models})
         wanted = [(None, "all models")] + [(n, f"{n} (all versions)") for n in names] + [(m, m) for m in models]
         if [self.model.itemData(i) for i in range(self.model.count())] == [w[0] for w in wanted]:
             return

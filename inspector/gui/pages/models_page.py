@@ -480,7 +480,7 @@ class ModelsPage(QWidget):
         self.compare_view.show_results(*results)
         self.compared.emit(results)
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802
+    def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Delete:
             self.delete_selected()
         elif event.key() == Qt.Key.Key_F5:

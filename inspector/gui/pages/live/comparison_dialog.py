@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.gui.widgets.decision import NG_COLOR, OK_COLOR
+from inspector.engine.modelref import ref_text
 
 
 class ComparisonDialog(QDialog):
@@ -27,7 +28,7 @@ class ComparisonDialog(QDialog):
         super().__init__(parent)
         self.result = result
         new, current = result.entry, result.parent
-        self.setWindowTitle(f"Retrained: {new.name}@v{new.version} vs {current.name}@v{current.version}")
+        self.setWindowTitle(f"Retrained: {ref_text(new.name, new.version)} vs {ref_text(current.name, current.version)}")
         rows = result.comparison.rows()
         table = QTableWidget(len(rows), 4)
         table.setHorizontalHeaderLabels(["", f"current (v{current.version})", f"new (v{new.version})", "better"])

@@ -13,6 +13,7 @@ import threading
 from typing import Any, NamedTuple
 
 from inspector.engine.live_controller import ErrorThrottle
+from inspector.engine.decision import NG
 
 TREND_POINTS = 300  # recent scores in the trend plot
 KEEP_NG = 30  # recent NG results to step through
@@ -46,8 +47,8 @@ class Inbox:
     def on_result(self, result) -> None:
         with self._lock:
             self._latest = result
-            self._points.append((result.seq, result.score, result.decision == "NG"))
-            if result.decision == "NG":
+            self._points.append((result.seq, result.score, result.decision == NG))
+            if result.decision == NG:
                 self._ng.append(result)
 
     def on_state(self, change) -> None:

@@ -35,6 +35,7 @@ from inspector.gui.pages.live.live_view import LiveView
 from inspector.gui.pages.live.source_panel import SourcePanel
 from inspector.gui.widgets.message_bar import MessageBar
 from inspector.gui.workers import Job, run_job
+from inspector.engine.modelref import ref_text
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +388,7 @@ class LivePage(QWidget):
 
     def _retrain_done(self, result) -> None:
         new = result.entry
-        self.feedback.retrain_status.setText(f"{new.name}@v{new.version} is ready (not in use yet).")
+        self.feedback.retrain_status.setText(f"{ref_text(new.name, new.version)} is ready (not in use yet).")
         self._fill_versions()
         self._registry_changed()
         self.retrainFinished.emit(result)
@@ -408,14 +409,15 @@ class LivePage(QWidget):
         try:
             self.controller.promote(int(version), name)
         except Exception as e:  # noqa: BLE001
-            self.show_message(f"Could not switch to {name}@v{version}: {e}", "error")
+            self.show_message(f"Could not switch to {ref_text(name, int(version))}: {e}", "error")
             return
         self._fill_versions()
         self.source_panel.set_version_in_use(name, int(version))
-        self.feedback.retrain_status.setText(f"{name}@v{version} is in use.")
+        ref = ref_text(name, int(version))
+        self.feedback.retrain_status.setText(f"{ref} is in use.")
         self._registry_changed()
-        self.show_message(f"{name}@v{version} is now in use" + (" (swapped without stopping)." if self.is_running() else "."), "info")
-        self.modelSwapped.emit(f"{name}@v{version}")
+        self.show_message(f"{ref} is now in use" + (" (swapped without stopping)." if self.is_running() else "."), "info")
+        self.modelSwapped.emit(ref)
 
     def discard(self, version: int, name: str | None = None) -> None:
         try:
