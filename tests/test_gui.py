@@ -15,12 +15,12 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
-from tests.conftest import make_part  # noqa: E402
+from tests.conftest import make_part
 
 TINY = {"image_size": 32, "epochs": 2, "batch_size": 8, "params": {"width": 8}}
 
@@ -165,8 +165,8 @@ def test_short_training_lands_in_the_registry(qtbot, window, parts_dir, monkeypa
     assert [e.info.ref for e in ModelRegistry().versions(entry.name)] == [entry.info.ref]
     assert entry.info.config["image_size"] == 32 and entry.info.training["config"]["epochs"] == 2
     assert window.session.predictor.info.ref == entry.info.ref  # loaded right away
-    assert page.loss_plot.steps and page.samples.view.has_image()
-    assert "threshold" in page.summary.text()
+    assert page.view.loss_plot.steps and page.view.samples.view.has_image()
+    assert "threshold" in page.view.summary.text()
     qtbot.waitUntil(lambda: window.models_page.tree.topLevelItemCount() == 1, timeout=10000)
 
 
@@ -178,11 +178,11 @@ def test_cancelled_training_stores_nothing_and_the_window_stays_usable(qtbot, wi
     page.select_method("ganomaly")
     page.set_form(**{**TINY, "epochs": 500})
     key(qtbot, window, "Ctrl+T")
-    qtbot.waitUntil(lambda: page.progress.value() > 0, timeout=30000)
+    qtbot.waitUntil(lambda: page.view.progress.value() > 0, timeout=30000)
     with qtbot.waitSignal(page.trainingCancelled, timeout=30000):
         key(qtbot, window, "Esc")
     assert ModelRegistry().names() == []
-    assert "cancelled" in page.status.text() and page.start_button.isEnabled()
+    assert "cancelled" in page.view.status.text() and page.start_button.isEnabled()
     key(qtbot, window, "Ctrl+5")  # still answers the keyboard
     assert window.current_page() == "models"
     window.data_page.filter.setCurrentIndex(1)

@@ -363,8 +363,8 @@ class MainWindow(QMainWindow):
     def _update_jobs(self) -> None:
         jobs = [j for j in active_jobs() if not j.quiet]
         if self.train_page.is_running():
-            value, maximum = self.train_page.progress.value(), self.train_page.progress.maximum()
-            percent = f" {100 * value // maximum} %" if maximum > 0 else ""
+            done = self.train_page.view.percent()
+            percent = f" {done} %" if done is not None else ""
             self.jobs_status.setText(f"Training{percent}")
         elif jobs:
             self.jobs_status.setText(", ".join(j.title for j in jobs[:2]) + ("…" if len(jobs) > 2 else ""))

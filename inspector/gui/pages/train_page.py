@@ -5,7 +5,6 @@ checkpoint is kept, so the same settings resume); the model lands in the registr
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -16,7 +15,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -29,9 +27,8 @@ from superqt import QCollapsible
 from inspector.engine.threshold import TRAINING_MODES, ThresholdMode
 from inspector.gui.methods import PRESETS, MethodChoice
 from inspector.gui.settings import Settings
-from inspector.gui.widgets.image_view import TitledImage
 from inspector.gui.widgets.param_form import ParamForm
-from inspector.gui.widgets.plots import LossPlot
+from inspector.gui.widgets.train_progress import TrainProgressView
 from inspector.gui.workers import Job
 
 IMAGE_SIZES = (32, 64, 128, 256)
@@ -39,28 +36,6 @@ THRESHOLD_MODES = {  # the modes training chooses itself (TRAINING_MODES), as th
     ThresholdMode.GOOD_QUANTILE: "False-alarm budget on held-out good images",
     ThresholdMode.SYNTHETIC_F1: "Best F1 on synthetic defects (false alarms capped)",
 }
-
-
-def human_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
-
-
-def sample_strip(originals: np.ndarray, reconstructions: np.ndarray, gap: int = 2) -> np.ndarray:
-    """Originals in the top row, their reconstructions below, with thin gaps."""
-    def row(images: np.ndarray) -> np.ndarray:
-        tiles = []
-        for im in images:
-            tiles.append(im)
-            tiles.append(np.zeros((im.shape[0], gap) + im.shape[2:], np.uint8))
-        return np.concatenate(tiles[:-1], axis=1)
-
-    top, bottom = row(originals), row(reconstructions)
-    return np.concatenate([top, np.zeros((gap,) + top.shape[1:], np.uint8), bottom], axis=0)
 
 
 class TrainPage(QWidget):
@@ -79,7 +54,6 @@ class TrainPage(QWidget):
         self.methods: dict[str, MethodChoice] = {}
         self.job: Job | None = None
         self._applying = False
-        self._plot_dirty = False
 
         # --- form -------------------------------------------------------------------------
         self.data_label = QLabel()
@@ -181,50 +155,20 @@ class TrainPage(QWidget):
             combo.setMinimumContentsLength(14)
         scroll.setMinimumWidth(form_widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 6)
 
-        # --- progress -----------------------------------------------------------------------
-        self.status = QLabel("Not training.")
-        self.status.setWordWrap(True)
-        self.progress = QProgressBar()
-        self.progress.setFormat("%p %")
-        self.loss_plot = LossPlot()
-        self.samples = TitledImage("Sample reconstructions", "Held-out good images (top) and the model's reconstructions (bottom) appear after each epoch.")
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.inspect_button = QPushButton("Inspect images with it")
-        self.inspect_button.clicked.connect(self.inspectRequested)
-        self.evaluate_button = QPushButton("Evaluate it")
-        self.evaluate_button.clicked.connect(self.evaluateRequested)
-        after = QHBoxLayout()
-        after.addWidget(self.summary, 1)
-        after.addWidget(self.inspect_button)
-        after.addWidget(self.evaluate_button)
-        self.inspect_button.hide()
-        self.evaluate_button.hide()
-
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.addWidget(self.status)
-        rl.addWidget(self.progress)
-        plots = QSplitter(Qt.Orientation.Vertical)
-        plots.addWidget(self.loss_plot)
-        plots.addWidget(self.samples)
-        plots.setStretchFactor(0, 3)
-        plots.setStretchFactor(1, 2)
-        rl.addWidget(plots, 1)
-        rl.addLayout(after)
+        self.view = TrainProgressView()
+        self.view.inspect_button.clicked.connect(self.inspectRequested)
+        self.view.evaluate_button.clicked.connect(self.evaluateRequested)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setObjectName("trainSplitter")
         splitter.addWidget(scroll)
-        splitter.addWidget(right)
+        splitter.addWidget(self.view)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([420, 800])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
-        self._plot_timer = QTimer(self, interval=250, timeout=self._redraw)
+        self._plot_timer = QTimer(self, interval=250, timeout=self.view.redraw)
         session.datasetChanged.connect(self._update_state)
         session.modelChanged.connect(self._update_state)
         self._update_state()
@@ -413,14 +357,7 @@ class TrainPage(QWidget):
             entry = train_dataset(dataset, config, registry, name, on_event=report, cancel=cancel, init_from=init_from, resume=resume)
             return entry, Predictor.open(entry.path, device=config.device, registry=registry)
 
-        self.loss_plot.clear_losses()
-        self.samples.set_image(None)
-        self.summary.setText("")
-        self.inspect_button.hide()
-        self.evaluate_button.hide()
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.status.setText(f"Reading {len(dataset.train)} training images…")
+        self.view.begin(len(dataset.train))
         self.job = Job(f"Training {name}", work, parent=self)
         self.job.progress.connect(self._on_event)
         self.job.succeeded.connect(self._on_succeeded)
@@ -436,7 +373,7 @@ class TrainPage(QWidget):
     def cancel(self) -> None:
         if self.is_running():
             self.job.cancel()
-            self.status.setText("Cancelling after the current step…")
+            self.view.cancelling()
             self.cancel_button.setEnabled(False)
 
     def _on_event(self, event) -> None:
@@ -444,73 +381,35 @@ class TrainPage(QWidget):
         from inspector.engine.trainer import ImagesSkipped, SampleReconstructions, TrainNotice
 
         if isinstance(event, TrainProgress):
-            if event.phase == "train":
-                self.progress.setRange(0, max(event.steps, 1))
-                self.progress.setValue(event.step)
-                self.status.setText(
-                    f"Epoch {event.epoch} of {event.epochs} · step {event.step} of {event.steps} · "
-                    f"{event.images_per_s:.0f} images/s · about {human_duration(event.eta_s)} left"
-                )
-                self.loss_plot.add(event.step, event.losses)
-                self._plot_dirty = True
-            elif event.phase == "calibrate":
-                self.progress.setRange(0, 0)
-                self.status.setText("Calibrating the threshold on held-out good images and synthetic defects…")
+            self.view.show_progress(event)
         elif isinstance(event, SampleReconstructions):
-            self.samples.title.setText(f"Sample reconstructions after epoch {event.epoch} (top: held-out good images, bottom: reconstructions)")
-            self.samples.set_image(sample_strip(event.originals, event.reconstructions))
+            self.view.show_samples(event)
         elif isinstance(event, TrainNotice):  # resumed from a checkpoint, or one was not usable
             (self.session.info if event.kind == "resumed" else self.session.error).emit(event.message[:1].upper() + event.message[1:] + ".")
         elif isinstance(event, ImagesSkipped):
             self.session.add_unreadable({p: r for p, r in event.report.failed})
             self.session.error.emit(f"{len(event.report.failed)} unreadable image(s) were left out of training (see the Data page).")
 
-    def _redraw(self) -> None:
-        if self._plot_dirty:
-            self._plot_dirty = False
-            self.loss_plot.redraw()
-
     def _on_succeeded(self, result) -> None:
         entry, predictor = result
-        info = entry.info
-        cal = info.metrics.get("calibration", {})
-        t = info.threshold
-        lines = [f"Saved <b>{info.ref}</b> · threshold {t.value:.4g} ({t.method})"]
-        if cal:
-            lines.append(
-                f"held-out good flagged: {100 * cal.get('holdout_false_alarm_rate', float('nan')):.1f}% · "
-                f"synthetic defects caught: {100 * cal.get('synthetic_detection_rate', float('nan')):.1f}% · "
-                f"synthetic AUROC {cal.get('synthetic_image_auroc', float('nan')):.3f}"
-            )
-        self.summary.setText("<br>".join(lines))
-        self.status.setText(f"Finished in {human_duration(info.training.get('duration_s', 0))}.")
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
-        self.inspect_button.show()
-        self.evaluate_button.show()
+        self.view.succeeded(entry.info)
         self.session.set_predictor(predictor)
         self.session.registryChanged.emit()
-        self.session.info.emit(f"Training finished: {info.ref} is in the registry and loaded.")
+        self.session.info.emit(f"Training finished: {entry.info.ref} is in the registry and loaded.")
         self.trainingFinished.emit(entry)
 
     def _on_cancelled(self) -> None:
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.status.setText(
-            "Training cancelled. The last finished epoch is kept as a checkpoint: start again with the same settings to resume."
-        )
+        self.view.cancelled()
         self.trainingCancelled.emit()
 
     def _on_failed(self, message: str) -> None:
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.status.setText(f"Training failed: {message}")
+        self.view.failed(message)
         self.session.error.emit(f"Training failed: {message}")
         self.trainingFailed.emit(message)
 
     def _on_finished(self) -> None:
         self._plot_timer.stop()
-        self._redraw()
+        self.view.redraw()
         self._update_state()
         self.trainingEnded.emit()
 
