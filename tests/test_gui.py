@@ -532,7 +532,8 @@ def test_the_real_app_starts_under_xvfb_and_draws_its_window(tmp_path, parts_dir
     shot = tmp_path / "window.png"
     env = {**os.environ, "INSPECTOR_HOME": str(tmp_path / "home")}
     env.pop("QT_QPA_PLATFORM", None)  # the real X platform
-    command = ["xvfb-run", "-a", "-s", "-screen 0 1400x900x24", sys.executable, "-m", "inspector.cli", "gui", "--data", str(parts_dir), "--screenshot", str(shot)]
+    command = ["xvfb-run", "-a", "-s", "-screen 0 1400x900x24",
+               sys.executable, "-m", "inspector.cli", "gui", "--data", str(parts_dir), "--screenshot", str(shot)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
     image = cv2.imread(str(shot))

@@ -279,9 +279,9 @@ def test_nan_scores_and_a_nan_threshold_are_stored_as_ng_and_shown_as_nan(predic
     data = json.loads(capsys.readouterr().out)  # valid JSON: no bare NaN
     assert [r["score"] for r in data["results"]] == [None] * 3
     assert main(["history", "--db", str(db), "--csv", str(tmp_path / "h.csv")]) == 0
-    lines = list(csv.DictReader((tmp_path / "h.csv").open()))
-    assert [l["score"] for l in lines[:3]] == ["nan"] * 3 and [l["threshold"] for l in lines[3:6]] == ["nan"] * 3
-    assert {l["decision"] for l in lines} == {"NG"}
+    rows = list(csv.DictReader((tmp_path / "h.csv").open()))
+    assert [r["score"] for r in rows[:3]] == ["nan"] * 3 and [r["threshold"] for r in rows[3:6]] == ["nan"] * 3
+    assert {r["decision"] for r in rows} == {"NG"}
 
 
 def test_cli_live_exits_5_when_a_frame_cannot_be_judged_and_stores_it_as_ng(model_file, predictor, tmp_home, tmp_path, capsys):

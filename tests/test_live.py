@@ -192,9 +192,9 @@ def test_a_source_that_fails_mid_stream_is_lost_then_recovers(predictor, tmp_pat
     live = LiveInspector(FlakyCamera([make_part(rng) for _ in range(8)]), predictor, store, on_state=changes.append)
     stats = live.run()
     states = [c.state for c in changes]
-    C, L, X, E = SourceState.CONNECTING, SourceState.LIVE, SourceState.LOST, SourceState.ENDED
-    assert states == [C, L, X, C, X, C, X, C, L, E]
-    lost = [c for c in changes if c.state == X]
+    connecting, live_state, lost_state, ended = SourceState.CONNECTING, SourceState.LIVE, SourceState.LOST, SourceState.ENDED
+    assert states == [connecting, live_state, lost_state, connecting, lost_state, connecting, lost_state, connecting, live_state, ended]
+    lost = [c for c in changes if c.state == lost_state]
     assert [c.attempt for c in lost] == [1, 2, 3] and [c.retry_in_s for c in lost] == [0.01, 0.02, 0.04]
     assert lost[0].message == "cable pulled"
     assert stats.inspected == 8 and [r.frame_id for r in store.query(newest_first=False)] == list(range(8))
@@ -334,9 +334,9 @@ def test_results_store_wal_query_feedback_and_csv(tmp_path):
 
     out = tmp_path / "export.csv"
     assert store.export_csv(out, decision="NG") == 2
-    lines = list(csv.DictReader(out.open()))
-    assert [l["frame_id"] for l in lines] == ["4", "5"] and lines[0]["feedback"] == "false_alarm"
-    assert Path(lines[0]["image"]).is_file()
+    rows = list(csv.DictReader(out.open()))
+    assert [r["frame_id"] for r in rows] == ["4", "5"] and rows[0]["feedback"] == "false_alarm"
+    assert Path(rows[0]["image"]).is_file()
     store.close()
     assert ResultsStore(db).integrity_check() == "ok"  # reopens
 
@@ -423,7 +423,7 @@ def test_sigkill_mid_run_loses_nothing_committed(model_file, tmp_home, tmp_path)
     assert len(rows) >= 60
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
     assert [r[1] for r in rows] == list(range(len(rows))), "frames in order, none lost or doubled"
-    for _, frame_id, decision, image in rows:
+    for *_, image in rows:
         assert image is not None
         assert read_image(db.parent / image).shape[:2] == (64, 64)
     saved = list((tmp_path / "kill-images").rglob("*.png"))

@@ -398,10 +398,13 @@ def _check_weights(path: Path, method: str, config: dict[str, Any], tensors: dic
     wrong = sorted(k for k in set(expected) & set(fake) if expected[k].shape != fake[k].shape or expected[k].dtype != fake[k].dtype)
     if not problem and not wrong:
         return
+    def described(k: str) -> str:
+        return f"{k} {tuple(fake[k].shape)} {fake[k].dtype} (expected {tuple(expected[k].shape)} {expected[k].dtype})"
+
     details = []
     for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape or dtype", wrong)):
         if keys and (what == "wrong shape or dtype" or problem):
-            listed = ", ".join(f"{k} {tuple(fake[k].shape)} {fake[k].dtype} (expected {tuple(expected[k].shape)} {expected[k].dtype})" if what.startswith("wrong") else k for k in keys[:3])
+            listed = ", ".join(described(k) if what.startswith("wrong") else k for k in keys[:3])
             details.append(f"{len(keys)} {what}: {listed}")
     raise ModelFileError(f"{path}: weights do not match method '{method}' with its settings: {'; '.join(details) or problem}")
 

@@ -21,6 +21,6 @@ import os
 
 os.environ.setdefault("QT_API", "pyside6")  # superqt/qtpy: use the PySide6 we depend on
 
-from inspector.gui.qt_compat import protect_singletons  # noqa: E402
+from inspector.gui.qt_compat import protect_singletons
 
 protect_singletons()  # PySide6 6.12.0 refcount bug: see qt_compat

@@ -163,7 +163,7 @@ class _FirstPaint(QObject):
         super().__init__()
         self.callbacks = callbacks
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+    def eventFilter(self, obj, event) -> bool:
         if event.type() == QEvent.Type.Paint and self.callbacks:
             callbacks, self.callbacks = self.callbacks, []
             for callback in callbacks:

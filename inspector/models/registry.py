@@ -70,7 +70,7 @@ class _ShapesOnly(TorchFunctionMode):
     """Inside ``torch.device("meta")``: answers initialisers, random factories, ``eye``, ``repeat``
     and elementwise arithmetic on meta tensors from shapes alone; everything else passes through."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         values = (*args, *kwargs.values())

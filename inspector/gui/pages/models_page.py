@@ -308,8 +308,10 @@ class ModelsPage(QWidget):
             ("File", str(entry.path)),
             ("Lineage", " ← ".join(lineage)),
             ("Input", f"{info.image_size} × {info.image_size} px, {'gray' if info.channels == 1 else 'RGB'}"),
-            ("Trained on", f"{training.get('dataset', '–')} ({training.get('n_train', '?')} images, {training.get('n_holdout', '?')} held out) · fingerprint {training.get('fingerprint', '–')}"),
-            ("Training", f"{config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, seed {config.get('seed', '?')} on {training.get('device', '?')} in {training.get('duration_s', '?')} s"),
+            ("Trained on", f"{training.get('dataset', '–')} ({training.get('n_train', '?')} images, {training.get('n_holdout', '?')} held out)"
+                           f" · fingerprint {training.get('fingerprint', '–')}"),
+            ("Training", f"{config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, seed {config.get('seed', '?')}"
+                         f" on {training.get('device', '?')} in {training.get('duration_s', '?')} s"),
             ("Threshold", describe_threshold(t)),
         ]
         if info.notes and t.method != ThresholdMode.MANUAL:  # a manual threshold's note says what the Threshold row says

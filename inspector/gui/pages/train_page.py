@@ -267,7 +267,9 @@ class TrainPage(QWidget):
         predictor = self.session.predictor
         can_finetune = predictor is not None and choice is not None and predictor.info.method == choice.name
         self.finetune.setEnabled(can_finetune and not running)
-        self.finetune.setToolTip(f"Start from the weights of {predictor.info.ref} (it becomes the parent version)" if predictor is not None else "Load a model of this method first")
+        self.finetune.setToolTip(
+            f"Start from the weights of {predictor.info.ref} (it becomes the parent version)" if predictor is not None else "Load a model of this method first"
+        )
         if not can_finetune:
             self.finetune.setChecked(False)
         self.start_button.setEnabled(dataset is not None and choice is not None and choice.available and not running)

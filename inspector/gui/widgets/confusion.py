@@ -31,7 +31,7 @@ class ConfusionMatrix(QWidget):
         self.setAccessibleDescription(self.toolTip())
         self.update()
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()

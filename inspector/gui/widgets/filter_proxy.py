@@ -27,7 +27,7 @@ class KeyFilterProxy(QSortFilterProxyModel):
             change()
             self.invalidateFilter()
 
-    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, row: int, parent) -> bool:
         return self.key == "all" or self.accepts(row, parent)
 
     def accepts(self, row: int, parent) -> bool:

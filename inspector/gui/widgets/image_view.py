@@ -53,7 +53,7 @@ class ImageView(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(256, 256)
 
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         rect = self.rect()
         p.fillRect(rect, self.palette().color(QPalette.ColorRole.Base))
@@ -69,11 +69,11 @@ class ImageView(QWidget):
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0 or pw >= 128)
         p.drawPixmap(target, self._pixmap, QRectF(self._pixmap.rect()))
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         from pathlib import Path
 
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]

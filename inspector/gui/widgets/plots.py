@@ -53,7 +53,7 @@ class ThemedPlot(pg.PlotWidget):
     def text_color(self) -> QColor:
         return self.palette().color(QPalette.ColorRole.Text)
 
-    def changeEvent(self, event) -> None:  # noqa: N802
+    def changeEvent(self, event) -> None:
         if hasattr(self, "plot_item") and event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange, QEvent.Type.StyleChange):
             self.apply_palette()
         super().changeEvent(event)

@@ -160,7 +160,7 @@ class ThumbnailModel(QAbstractListModel):
             self.dataChanged.emit(self.index(0), self.index(len(self.samples) - 1), [DecisionRole, KindRole])
 
     # --- Qt model -----------------------------------------------------------------------------
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.samples)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -262,7 +262,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
     TEXT_H = 20
 
-    def sizeHint(self, option, index) -> QSize:  # noqa: N802
+    def sizeHint(self, option, index) -> QSize:
         return QSize(THUMB + 16, THUMB + self.TEXT_H + 16)
 
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index) -> None:
@@ -355,19 +355,19 @@ class ThumbnailGrid(QListView):
     def selected_samples(self) -> list[Sample]:
         return [i.data(SampleRole) for i in self.selectionModel().selectedIndexes()] if self.selectionModel() else []
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
         else:
             super().dragEnterEvent(event)
 
-    def dragMoveEvent(self, event) -> None:  # noqa: N802
+    def dragMoveEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
         else:
             super().dragMoveEvent(event)
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()

@@ -176,7 +176,10 @@ class SegSkipGanomaly(SkipGanomalyNetworks):
     range, from ``calibrate``). Otherwise the score is the head's alone, as before the Gaussian."""
 
     name = "seg-skip-ganomaly"
-    description = "Skip-GANomaly trained to remove painted defects, a head on ImageNet features that segments them (DRAEM-style) and a Gaussian of good parts' features (PaDiM)"
+    description = (
+        "Skip-GANomaly trained to remove painted defects, a head on ImageNet features that segments them (DRAEM-style) "
+        "and a Gaussian of good parts' features (PaDiM)"
+    )
     Config = SegSkipGanomalyConfig
     train_defaults = {"epochs": 24, "batch_size": 16}  # the head needs steps (ELPV prototype: 0.83 → 0.85 from 12 to 24 epochs)
 
