@@ -34,14 +34,20 @@ def auroc(labels, scores) -> float:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False-positive rate, true-positive rate and the thresholds (score >= t is a defect)."""
-    y, s = _check(labels, scores)
+def _ranked(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scores sorted high to low, the index of the last of each run of equal scores, and the true
+    and false positives when everything down to that run is called a defect (the ROC, AP and
+    best-F1 sweeps all walk these)."""
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
     distinct = np.r_[np.nonzero(np.diff(s))[0], y.size - 1]
     tps = np.cumsum(y)[distinct]
-    fps = (distinct + 1) - tps
+    return s, distinct, tps, (distinct + 1) - tps
+
+
+def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False-positive rate, true-positive rate and the thresholds (score >= t is a defect)."""
+    s, distinct, tps, fps = _ranked(*_check(labels, scores))
     tpr = np.r_[0.0, tps / max(tps[-1], 1)]
     fpr = np.r_[0.0, fps / max(fps[-1], 1)]
     return fpr, tpr, np.r_[np.inf, s[distinct]]
@@ -51,10 +57,7 @@ def average_precision(labels, scores) -> float:
     y, s = _check(labels, scores)
     if y.sum() == 0:
         return float("nan")
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    distinct = np.r_[np.nonzero(np.diff(s))[0], y.size - 1]
-    tps = np.cumsum(y)[distinct]
+    _, distinct, tps, _ = _ranked(y, s)
     precision = tps / (distinct + 1)
     recall = tps / tps[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
@@ -71,11 +74,7 @@ def precision_recall_f1(labels, predictions) -> tuple[float, float, float]:
 def best_f1(labels, scores) -> tuple[float, float]:
     """(best F1, threshold reaching it); decisions are score > threshold, as everywhere in the app."""
     y, s = _check(labels, scores)
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    distinct = np.r_[np.nonzero(np.diff(s_sorted))[0], y.size - 1]
-    tps = np.cumsum(y_sorted)[distinct]
-    fps = (distinct + 1) - tps
+    s_sorted, distinct, tps, fps = _ranked(y, s)
     n_pos = max(int(y.sum()), 1)
     f1 = 2 * tps / (tps + fps + n_pos)
     i = int(np.argmax(f1))

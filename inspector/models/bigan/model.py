@@ -13,7 +13,7 @@ from torch import Tensor
 from inspector.models.base import AnomalyModel, bounded, ModelConfig, ScoreOutput, StepContext, top_fraction_mean
 from inspector.models.bigan.loss import critic_loss, generator_loss, gradient_penalty
 from inspector.models.bigan.torch_model import Critic, Generator
-from inspector.models.components.adversarial import frozen
+from inspector.models.components.adversarial import frozen, sample_images
 from inspector.models.components.dcgan import LatentEncoder, weights_init
 from inspector.models.components.two_term import calibrated_scale, register_score_scale, two_term_score
 
@@ -135,14 +135,6 @@ class BiGan(AnomalyModel):
         if scale is not None:
             self.score_scale.copy_(scale)
 
-    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` new images G(z), z ~ N(0, I), in [-1, 1] (eval mode; ``generator`` makes them repeatable)."""
-        device = self.score_scale.device
-        z = torch.randn(n, self.config.nz, generator=generator).to(device)
-        was_training = self.training
-        self.eval()
-        try:
-            return self.generator(z)
-        finally:
-            self.train(was_training)
+        return sample_images(self, n, generator)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from inspector.models.base import AnomalyModel, bounded, gaussian_blur, ModelConfig, ScoreOutput, StepContext, top_fraction_mean
-from inspector.models.components.adversarial import discriminator_loss, reset_if_won
+from inspector.models.components.adversarial import discriminator_step
 from inspector.models.components.ganomaly_core import generator_loss
 from inspector.models.components.two_term import two_term_score
 
@@ -123,13 +123,8 @@ class PatchwiseGanomaly(AnomalyModel):
             g = generator_loss(real_features, fake_features, x, x_hat, z, z_hat, c.w_adv, c.w_con, c.w_enc)
         ctx.optimise(g["g_loss"], self.optimizers["generator"])
 
-        with ctx.autocast():
-            real_logit, _ = self.discriminator(x)
-            fake_logit, _ = self.discriminator(x_hat.detach())
-            d_loss = discriminator_loss(real_logit, fake_logit)
-        ctx.optimise(d_loss, self.optimizers["discriminator"])
-        reset_if_won(self.discriminator, d_loss.item())
-        return {k: v.item() for k, v in g.items()} | {"d_loss": d_loss.item()}
+        d_loss = discriminator_step(self.discriminator, x, x_hat, self.optimizers["discriminator"], ctx)
+        return {k: v.item() for k, v in g.items()} | {"d_loss": d_loss}
 
     # --- inference ------------------------------------------------------------------------
     def input_size(self, height: int, width: int) -> tuple[int, int]:

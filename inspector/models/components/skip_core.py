@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from inspector.models.base import AnomalyModel, bounded, ModelConfig, ScoreOutput, StepContext
-from inspector.models.components.adversarial import discriminator_loss, frozen, reset_if_won
+from inspector.models.components.adversarial import discriminator_step, frozen
 from inspector.models.components.dcgan import DCDiscriminator, weights_init
 from inspector.models.components.two_term import calibrated_scale, register_score_scale, two_term_score
 
@@ -161,13 +161,8 @@ class SkipGanomalyNetworks(AnomalyModel):
                 g = generator_loss(real_features, fake_features, x, x_hat, c.w_adv, c.w_con, c.w_lat, pixel_weight)
         ctx.optimise(g["g_loss"], self.optimizers["generator"])
 
-        with ctx.autocast():
-            real_logit, _ = self.discriminator(x)
-            fake_logit, _ = self.discriminator(x_hat.detach())
-            d_loss = discriminator_loss(real_logit, fake_logit)
-        ctx.optimise(d_loss, self.optimizers["discriminator"])
-        reset_if_won(self.discriminator, d_loss.item())
-        return {k: v.item() for k, v in g.items()} | {"d_loss": d_loss.item()}
+        d_loss = discriminator_step(self.discriminator, x, x_hat, self.optimizers["discriminator"], ctx)
+        return {k: v.item() for k, v in g.items()} | {"d_loss": d_loss}
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:
         return self.adversarial_step(batch, batch, ctx)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from inspector.models.base import AnomalyModel, bounded, ModelConfig, ScoreOutput, StepContext, top_fraction_mean
-from inspector.models.components.adversarial import frozen
+from inspector.models.components.adversarial import frozen, sample_images
 from inspector.models.components.dcgan import LatentEncoder, weights_init
 from inspector.models.components.two_term import calibrated_scale, register_score_scale, two_term_score
 from inspector.models.transgan.loss import discriminator_loss, encoder_losses, generator_loss, search_loss
@@ -196,13 +196,6 @@ class TransGan(AnomalyModel):
         """Training previews skip the search: G(E(x)) (or G of the best random start) is enough to watch."""
         return self.generator(self._initial_z(batch))
 
-    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` new images G(z), z ~ N(0, I), in [-1, 1] (eval mode)."""
-        z = torch.randn(n, self.config.nz, generator=generator).to(self.score_scale.device)
-        was_training = self.training
-        self.eval()
-        try:
-            return self.generator(z)
-        finally:
-            self.train(was_training)
+        """``n`` new images G(z), z ~ N(0, I), in [-1, 1] (eval mode; ``generator`` makes them repeatable)."""
+        return sample_images(self, n, generator)
