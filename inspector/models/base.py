@@ -97,6 +97,10 @@ class ModelConfig:
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels}")
 
+    def adam(self, params: Iterable[Tensor]) -> torch.optim.Adam:
+        """Adam with this config's learning rate and betas: what every method's parts train with."""
+        return torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, self.beta2))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

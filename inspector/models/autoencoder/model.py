@@ -43,8 +43,7 @@ class Autoencoder(AnomalyModel):
         self.network.apply(weights_init)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        c = self.config
-        self.optimizers = {"autoencoder": torch.optim.Adam(self.network.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))}
+        self.optimizers = {"autoencoder": self.config.adam(self.network.parameters())}
         return self.optimizers
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:

@@ -66,12 +66,9 @@ class BiGan(AnomalyModel):
         register_score_scale(self)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = (self.config.beta1, self.config.beta2)
+        c = self.config
         ge = itertools.chain(self.generator.parameters(), self.encoder.parameters())
-        self.optimizers = {
-            "generator_encoder": torch.optim.Adam(ge, lr=self.config.lr, betas=betas),
-            "critic": torch.optim.Adam(self.critic.parameters(), lr=self.config.lr, betas=betas),
-        }
+        self.optimizers = {"generator_encoder": c.adam(ge), "critic": c.adam(self.critic.parameters())}
         return self.optimizers
 
     def _prior(self, n: int, device: torch.device) -> Tensor:

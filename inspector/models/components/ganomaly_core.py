@@ -15,9 +15,10 @@ from inspector.models.components.dcgan import DCDecoder, DCEncoder
 class GanomalyGenerator(nn.Module):
     """x → z = G_E(x) → x̂ = G_D(z) → ẑ = E(x̂). Anomalies make z and ẑ disagree."""
 
-    def __init__(self, image_size: int, channels: int, nz: int, width: int, extra_layers: int = 0) -> None:
+    def __init__(self, image_size: int, channels: int, nz: int, width: int, extra_layers: int = 0, encoder1: nn.Module | None = None) -> None:
+        """``encoder1`` replaces the first DCGAN encoder (transfer learning: an ImageNet backbone)."""
         super().__init__()
-        self.encoder1 = DCEncoder(image_size, channels, nz, width, extra_layers)
+        self.encoder1 = encoder1 if encoder1 is not None else DCEncoder(image_size, channels, nz, width, extra_layers)
         self.decoder = DCDecoder(image_size, channels, nz, width, extra_layers)
         self.encoder2 = DCEncoder(image_size, channels, nz, width, extra_layers)
 

@@ -105,12 +105,9 @@ class PatchwiseGanomaly(AnomalyModel):
 
     # --- training -------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = (self.config.beta1, self.config.beta2)
+        c = self.config
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
-        self.optimizers = {
-            "generator": torch.optim.Adam(trainable, lr=self.config.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr, betas=betas),
-        }
+        self.optimizers = {"generator": c.adam(trainable), "discriminator": c.adam(self.discriminator.parameters())}
         return self.optimizers
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:

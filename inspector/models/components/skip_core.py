@@ -139,11 +139,8 @@ class SkipGanomalyNetworks(AnomalyModel):
         return UNetGenerator(c.image_size, c.channels, c.channels, c.width, c.max_mult)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = (self.config.beta1, self.config.beta2)
-        self.optimizers = {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=self.config.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr, betas=betas),
-        }
+        c = self.config
+        self.optimizers = {"generator": c.adam(self.generator.parameters()), "discriminator": c.adam(self.discriminator.parameters())}
         return self.optimizers
 
     # --- training ---------------------------------------------------------------------------

@@ -76,11 +76,8 @@ class Ganomaly(AnomalyModel):
         self.to(memory_format=torch.channels_last)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = (self.config.beta1, self.config.beta2)
-        self.optimizers = {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=self.config.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr, betas=betas),
-        }
+        c = self.config
+        self.optimizers = {"generator": c.adam(self.generator.parameters()), "discriminator": c.adam(self.discriminator.parameters())}
         return self.optimizers
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:

@@ -12,7 +12,7 @@ import logging
 
 from torch import Tensor, nn
 
-from inspector.models.components.dcgan import DCDecoder, DCEncoder
+from inspector.models.components.ganomaly_core import GanomalyGenerator
 from inspector.models.components.mobilenet import MobileNetV2
 from inspector.models.components.pretrained import ImageNetInput, load_weights, pretrained_source
 from inspector.models.components.resnet import ResNet18, feature_size
@@ -52,22 +52,13 @@ class TLEncoder(nn.Module):
         return self.final(self.backbone.features(self.imagenet_input(x)))
 
 
-class TLGenerator(nn.Module):
+class TLGenerator(GanomalyGenerator):
     """GANomaly's encoder–decoder–encoder with the transfer-learning encoder first."""
 
     def __init__(
         self, image_size: int, channels: int, nz: int, width: int, extra_layers: int = 0, freeze: bool = False, backbone: str = "resnet18"
     ) -> None:
-        super().__init__()
-        self.encoder1 = TLEncoder(image_size, nz, freeze, backbone)
-        self.decoder = DCDecoder(image_size, channels, nz, width, extra_layers)
-        self.encoder2 = DCEncoder(image_size, channels, nz, width, extra_layers)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        z = self.encoder1(x)
-        x_hat = self.decoder(z)
-        z_hat = self.encoder2(x_hat)
-        return x_hat, z, z_hat
+        super().__init__(image_size, channels, nz, width, extra_layers, encoder1=TLEncoder(image_size, nz, freeze, backbone))
 
 
 def init_backbone(backbone: nn.Module, name: str, use_pretrained: bool, explicit_path: str = "") -> str:

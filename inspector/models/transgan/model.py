@@ -82,12 +82,9 @@ class TransGan(AnomalyModel):
         register_score_scale(self)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = (self.config.beta1, self.config.beta2)
+        c = self.config
         ge = itertools.chain(self.generator.parameters(), self.encoder.parameters())
-        self.optimizers = {
-            "generator_encoder": torch.optim.Adam(ge, lr=self.config.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr, betas=betas),
-        }
+        self.optimizers = {"generator_encoder": c.adam(ge), "discriminator": c.adam(self.discriminator.parameters())}
         return self.optimizers
 
     def training_step(self, batch: Tensor, ctx: StepContext) -> dict[str, float]:
