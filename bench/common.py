@@ -177,18 +177,20 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _cell(value: Any) -> str:
+    """A table cell: floats get 3 decimals (none past 1000), None a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:  # nan
+            return "nan"
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
 def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     """Plain-text table; ``columns`` is (key, header). Floats get 3 decimals, None a dash."""
-
-    def cell(value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            if value != value:  # nan
-                return "nan"
-            return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
-        return str(value)
-
+    cell = _cell
     body = [[cell(row.get(key)) for key, _ in columns] for row in rows]
     headers = [header for _, header in columns]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
@@ -197,6 +199,15 @@ def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> 
         "  ".join("-" * w for w in widths),
     ]
     lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in body]
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], left: int = 1) -> str:
+    """The same table as ``format_table`` in Markdown (for bench/RESULTS.md); the first ``left``
+    columns are left-aligned, the others right-aligned."""
+    align = [":--" if i < left else "--:" for i in range(len(columns))]
+    lines = ["| " + " | ".join(header for _, header in columns) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_cell(row.get(key)).replace("|", "\\|") for key, _ in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
