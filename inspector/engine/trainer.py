@@ -254,9 +254,13 @@ class Trainer:
             model.load_state_dict(init_from.model.state_dict())
         model.configure_optimizers()
         data = to_tensor(fit_images).to(self.device)
-        start_epoch, history = self._resume(model)
+        # a fit-only method's one pass takes seconds: nothing to resume, no checkpoint to write
+        start_epoch, history = (0, []) if model.fit_only else self._resume(model)
         started = time.perf_counter()
-        self._train(model, data, holdout_images, start_epoch, history)
+        if model.fit_only:
+            self._fit_once(model, data, holdout_images)
+        else:
+            self._train(model, data, holdout_images, start_epoch, history)
         bundle = self._calibrate(model, data, holdout_images)
         bundle.info.training = {
             **(data_info or {}),
@@ -376,6 +380,28 @@ class Trainer:
             self._save_checkpoint(model, epoch + 1, history)
             self._emit_samples(model, holdout, epoch + 1)
 
+    def _fit_once(self, model: AnomalyModel, data: torch.Tensor, holdout: list[np.ndarray]) -> None:
+        """The whole training of a ``fit_only`` method: one pass over the training images in order,
+        in batches of ``batch_size``, into ``fit_normal`` (eval mode, no grad), with a progress
+        event after each batch and the cancel token checked before each, as one epoch of steps."""
+        n = data.shape[0]
+        batch_size = min(self.config.batch_size, n)
+        steps = math.ceil(n / batch_size)
+        run_start = time.perf_counter()
+
+        def batches() -> Iterator[torch.Tensor]:
+            for step in range(steps):
+                self.cancel.raise_if_cancelled()
+                yield data[step * batch_size : (step + 1) * batch_size]
+                done = min((step + 1) * batch_size, n)
+                rate = done / max(time.perf_counter() - run_start, 1e-9)
+                self.on_event(TrainProgress(1, 1, step + 1, steps, {}, rate, eta_s=(n - done) / max(rate, 1e-9)))
+
+        with eval_mode(model), torch.no_grad():
+            model.fit_normal(batches())
+        self.cancel.raise_if_cancelled()
+        self._emit_samples(model, holdout, 1)
+
     def _check_finite(self, losses: dict[str, float], epoch: int, step: int) -> None:
         """Stop at the first NaN or infinite loss: every later step would only spread it."""
         for name, value in losses.items():
@@ -393,7 +419,8 @@ class Trainer:
         self.on_event(TrainProgress(c.epochs, c.epochs, 0, 0, {}, 0.0, 0.0, phase="calibrate"))
         batches = [to_tensor(holdout[i : i + 64]) for i in range(0, len(holdout), 64)]
         with eval_mode(model), torch.no_grad():
-            model.fit_normal(self._cancellable(data[i : i + 64] for i in range(0, len(data), 64)))
+            if not model.fit_only:  # a fit-only method was fitted on them by _fit_once
+                model.fit_normal(self._cancellable(data[i : i + 64] for i in range(0, len(data), 64)))
             model.calibrate(b.to(self.device) for b in batches)
         provisional = ModelInfo(c.method, model.config.to_dict(), Threshold(float("inf"), "uncalibrated"))
         predictor = Predictor(ModelBundle(model, provisional), self.device)

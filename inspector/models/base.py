@@ -183,6 +183,10 @@ class AnomalyModel(nn.Module):
     #: the largest value the anomaly map can take (1 for a probability map), or None if unbounded;
     #: the heat map's display scale never reaches past it, so a sure detection shows at full heat
     map_max: ClassVar[float | None] = None
+    #: True for a method fitted by one pass over the good training images (``fit_normal``) with no
+    #: gradient steps (PatchCore, PaDiM): the trainer runs that pass, with progress and cancel, as
+    #: the whole training (one epoch whatever ``epochs`` says) and never calls ``training_step``
+    fit_only: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
