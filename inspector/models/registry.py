@@ -24,6 +24,8 @@ _METHODS: dict[str, str] = {
     "tl-ganomaly": "inspector.models.tl_ganomaly",
     "autoencoder": "inspector.models.autoencoder",
     "transgan": "inspector.models.transgan",
+    "patchcore": "inspector.models.patchcore",
+    "padim": "inspector.models.padim",
 }
 
 DEFAULT_METHOD = "ganomaly"
