@@ -18,6 +18,7 @@ import pytest
 
 from inspector.data.images import read_image, write_image
 from inspector.data.sources import (
+    SimulatedLineSource,
     Backoff,
     CameraSource,
     FolderSource,
@@ -272,6 +273,34 @@ def test_parse_and_open_sources(tmp_path):
     assert not open_source(str(video)).drops_frames and open_source(str(video), realtime=True).drops_frames
     with pytest.raises(SourceError):
         parse_source(str(tmp_path / "nothing-here.avi"))
+
+
+def test_simulated_line_feeds_every_part_at_a_steady_rate_and_goes_round(predictor, tmp_path):
+    rng = np.random.default_rng(4)
+    goods = typical_goods(predictor, rng, 4)
+    for i, image in enumerate(goods):
+        write_image(tmp_path / "parts" / "good" / f"{i}.png", image)
+    write_image(tmp_path / "parts" / "crack" / "0.png", unmistakable_defect(predictor, rng))
+    (tmp_path / "parts" / "notes.txt").write_text("not a part")
+    source = open_source(f"sim:{tmp_path / 'parts'}", fps=40)
+    assert isinstance(source, SimulatedLineSource) and source.drops_frames  # a line does not wait for the inspection
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    start = time.perf_counter()
+    stats = LiveInspector(source, predictor, store, max_frames=10).run()
+    elapsed = time.perf_counter() - start
+    rows = store.query(newest_first=False)
+    names = [r.frame_name for r in rows]
+    assert len(rows) == stats.inspected and elapsed >= 9 / 40, "one part every 1/fps seconds, never faster"
+    parts = {f"good/{i}.png" for i in range(4)} | {"crack/0.png"}
+    assert set(names) <= parts and "crack/0.png" in names
+    if stats.dropped == 0:  # every part of a round once, in a shuffled order, then round again
+        assert set(names[:5]) == parts and set(names[5:10]) == parts and names[:5] != sorted(names[:5])
+    assert {r.decision for r in rows if r.frame_name == "crack/0.png"} == {"NG"}
+    assert {r.decision for r in rows if r.frame_name.startswith("good/")} == {"OK"}
+    store.close()
+    with pytest.raises(SourceError, match="simulated line"):
+        parse_source(f"sim:{tmp_path / 'no-such-folder'}")
 
 
 # --- the watched folder --------------------------------------------------------------------------------------

@@ -223,3 +223,29 @@ def test_the_main_window_has_live_and_history_pages_and_closing_stops_the_run(qt
     window.confirm_close = False
     window.close()
     assert not page.is_running() and page.controller.store is None
+
+
+def test_simulated_line_is_one_click_on_the_demo_test_cells(qtbot, line, tmp_path):
+    """Without a camera: the button feeds the demo's test split (good and defective parts) as a line."""
+    from inspector.engine.demo import demo_data_dir
+
+    reg, _ = line
+    predictor = Predictor(reg.load("line"), "cpu")
+    rng = np.random.default_rng(3)
+    test = demo_data_dir() / "test"
+    for i, image in enumerate(typical_goods(predictor, rng, 3)):
+        write_image(test / "good" / f"{i}.png", image)
+    write_image(test / "defect" / "0.png", unmistakable_defect(predictor, rng))
+    page = make_page(qtbot, reg, tmp_path)
+    sources = page.source_panel
+    qtbot.mouseClick(sources.simulate_button, Qt.MouseButton.LeftButton)
+    assert sources.source_text() == f"sim:{test}"
+    with qtbot.waitSignal(page.started, timeout=10000):
+        qtbot.mouseClick(sources.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(page.live_view.ng_history) >= 1, timeout=15000)  # the defective cell comes round
+    assert page.live_view.ng_history[-1].frame.name == "defect/0.png"
+    with qtbot.waitSignal(page.stopped, timeout=10000):
+        page.stop()
+    rows = page.controller.existing_store().query(newest_first=False)
+    assert {r.frame_name for r in rows} <= {"good/0.png", "good/1.png", "good/2.png", "defect/0.png"}
+    assert all(r.decision == ("NG" if r.frame_name == "defect/0.png" else "OK") for r in rows)

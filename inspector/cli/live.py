@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                f"frames could not be scored (stored as NG with the reason); {EXIT_ERROR} an error (e.g. the "
                                f"ROI does not fit in the frames); 130 interrupted")
     lv.add_argument("--source", required=True, metavar="SOURCE",
-                    help="camera index (0), stream URL (rtsp://, http://), video file, or a folder to watch for new images")
+                    help="camera index (0), stream URL (rtsp://, http://), video file, a folder to watch for new images, "
+                         "or sim:FOLDER (a simulated line: the folder's images fed at --fps parts per second, default 2)")
     lv.add_argument("--model", required=True, metavar="MODEL", help="registry name (follows promote/rollback), name@vN, or model file")
     lv.add_argument("--db", metavar="PATH", help="results database (default: results/results.sqlite in the data folder)")
     lv.add_argument("--max-frames", type=number_in(int, 1, None), metavar="N", help="stop after N frames (at least 1)")
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="also keep the image of every N-th OK frame (NG frames are always kept)")
     lv.add_argument("--loop", action="store_true", help="video file: start again at the end")
     lv.add_argument("--realtime", action="store_true", help="video file: play at its frame rate like a camera (frames may be dropped)")
-    lv.add_argument("--fps", type=number_in(float, 0.0, 1000.0, low_open=True), help="video file: play at this rate (implies --realtime)")
+    lv.add_argument("--fps", type=number_in(float, 0.0, 1000.0, low_open=True),
+                    help="video file: play at this rate (implies --realtime); sim:FOLDER: parts per second")
     lv.add_argument("--include-existing", action="store_true", help="folder: also inspect the images already there")
     lv.add_argument("--recursive", action="store_true", help="folder: watch sub-folders too")
     lv.add_argument("--durable", action="store_true", help="fsync every result and its image before going on (survives power loss, slower)")

@@ -1,4 +1,5 @@
-"""Frame sources for live inspection: a camera, a stream URL, a video file, a watched folder.
+"""Frame sources for live inspection: a camera, a stream URL, a video file, a watched folder, a
+simulated line (a folder of part images fed as a camera would, at a steady rate).
 
 Every source has the same small interface. ``frames(stop)`` is a generator of ``Frame``s that
 handles the life of the connection: it reports each change of ``SourceState`` (connecting,
@@ -513,6 +514,68 @@ class FolderSource(FrameSource):
         return None
 
 
+SIMULATED_PREFIX = "sim:"  # "sim:FOLDER": the folder's images, fed as a line would
+SIMULATED_FPS = 2.0  # parts per second of a simulated line unless told otherwise
+
+
+class SimulatedLineSource(FrameSource):
+    """A production line without a camera: the image files under a folder (e.g. a test split with
+    good and defective parts), in a seeded random order, one every ``1 / fps`` seconds, round and
+    round until stopped (each round in a new order). Like a camera it does not wait for the
+    inspection: a slow model drops parts. The frame's name is the file's path under the folder
+    (``crack/0003.png``), so a result says which part it was."""
+
+    kind = "simulated"
+    drops_frames = True
+
+    def __init__(self, folder: str | os.PathLike[str], fps: float = SIMULATED_FPS, seed: int = 0, backoff: Backoff | None = None) -> None:
+        if not fps > 0:
+            raise SourceError(f"a simulated line needs a rate above 0 parts per second, got {fps}")
+        self.folder = Path(folder)
+        super().__init__(f"simulated line {self.folder.name} at {fps:g}/s", backoff)
+        self.period = 1.0 / fps
+        self._rng = np.random.default_rng(seed)
+        self._queue: list[Path] = []
+        self._next_due = 0.0
+
+    def _open(self) -> None:
+        if not self.folder.is_dir():
+            raise SourceLost(f"folder not available: {self.folder}")
+        self._next_due = time.perf_counter()
+
+    def _parts(self) -> list[Path]:
+        files = sorted(p for p in self.folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise SourceLost(f"no images under {self.folder}")
+        return [files[i] for i in self._rng.permutation(len(files))]
+
+    def _read(self) -> np.ndarray | None:
+        delay = self._next_due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        self._next_due = max(self._next_due + self.period, time.perf_counter() - self.period)
+        for _ in range(2):  # a part that cannot be read is skipped, as a line would reject it
+            if not self._queue:
+                self._queue = self._parts()
+            path = self._queue.pop(0)
+            try:
+                image = read_image(path)
+            except ImageReadError as e:
+                log.warning("simulated line: skipping %s: %s", path, e)
+                continue
+            self._captured = time.perf_counter()
+            self._current_path = path
+            return image
+        return None
+
+    def _frame(self, image: np.ndarray) -> Frame:
+        path = self._current_path
+        frame = super()._frame(image)
+        if path is not None:
+            frame.name = path.relative_to(self.folder).as_posix()
+        return frame
+
+
 @dataclass
 class SourceSpec:
     """What ``open_source`` understood from the user's text (for messages and the GUI)."""
@@ -523,10 +586,16 @@ class SourceSpec:
 
 
 def parse_source(text: str | int) -> SourceSpec:
-    """A camera index (``0``), a URL (``rtsp://…``, ``http://…``), a folder or a video file."""
+    """A camera index (``0``), a URL (``rtsp://…``, ``http://…``), a folder, a video file, or
+    ``sim:FOLDER`` (a simulated line)."""
     text = str(text).strip()
     if not text:
-        raise SourceError("no source given: use a camera index, a stream URL, a video file or a folder")
+        raise SourceError("no source given: use a camera index, a stream URL, a video file, a folder or sim:FOLDER")
+    if text.lower().startswith(SIMULATED_PREFIX):
+        folder = Path(text[len(SIMULATED_PREFIX):]).expanduser()
+        if not folder.is_dir():
+            raise SourceError(f"a simulated line needs a folder of part images: no such folder '{folder}'")
+        return SourceSpec("simulated", str(folder))
     if text.isdigit():
         return SourceSpec("camera", text)
     if "://" in text and not text.lower().startswith("file://"):
@@ -555,6 +624,8 @@ def open_source(
         return CameraSource(int(spec.target), backoff=backoff)
     if spec.kind == "stream":
         return StreamSource(spec.target, backoff=backoff)
+    if spec.kind == "simulated":
+        return SimulatedLineSource(spec.target, fps=fps or SIMULATED_FPS, backoff=backoff)
     if spec.kind == "folder":
         return FolderSource(spec.target, recursive=recursive, include_existing=include_existing, on_unreadable=on_unreadable, backoff=backoff)
     return VideoFileSource(spec.target, loop=loop, realtime=realtime, fps=fps, backoff=backoff)

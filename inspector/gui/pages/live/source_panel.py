@@ -1,7 +1,10 @@
-"""What to inspect with what: the source (camera, stream, video file or folder), the model, the
-OK images to keep, Start and Stop. Remembers the recent sources, the model and the OK sampling."""
+"""What to inspect with what: the source (camera, stream, video file, folder or a simulated line),
+the model, the OK images to keep, Start and Stop. Remembers the recent sources, the model and the
+OK sampling."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -15,6 +18,9 @@ from PySide6.QtWidgets import (
     QStyle,
     QWidget,
 )
+
+from inspector.data.sources import SIMULATED_PREFIX
+from inspector.engine.demo import demo_data_dir
 
 RECENT_SOURCES = 8
 
@@ -33,14 +39,19 @@ class SourcePanel(QWidget):
         self.source = QComboBox()
         self.source.setEditable(True)
         self.source.setMinimumContentsLength(28)
-        self.source.lineEdit().setPlaceholderText("camera index (0), rtsp://… or http://…, video file or folder")
-        self.source.setToolTip("A camera index, a stream URL, a video file, or a folder whose new images are inspected")
+        self.source.lineEdit().setPlaceholderText("camera index (0), rtsp://… or http://…, video file, folder or sim:FOLDER")
+        self.source.setToolTip("A camera index, a stream URL, a video file, a folder whose new images are inspected, "
+                               "or sim:FOLDER, a simulated line fed with that folder's images")
         for item in self._recent_sources() or ["0"]:
             self.source.addItem(item)
         browse_video = QPushButton("Video…")
         browse_video.clicked.connect(self._browse_video)
         browse_folder = QPushButton("Folder…")
         browse_folder.clicked.connect(self._browse_folder)
+        self.simulate_button = QPushButton("Simulated line")
+        self.simulate_button.setToolTip("No camera? Feed the demo's test cells (good and defective) as a line would, two parts a second; "
+                                        "without the demo data, pick a folder of part images")
+        self.simulate_button.clicked.connect(lambda: self.choose_simulated_line())  # not clicked(checked) as the folder
         self.loop = QCheckBox("Loop video")
         self.loop.setChecked(True)
         self.realtime = QCheckBox("Real time")
@@ -68,14 +79,15 @@ class SourcePanel(QWidget):
         grid.addWidget(self.source, 0, 1)
         grid.addWidget(browse_video, 0, 2)
         grid.addWidget(browse_folder, 0, 3)
-        grid.addWidget(self.loop, 0, 4)
-        grid.addWidget(self.realtime, 0, 5)
+        grid.addWidget(self.simulate_button, 0, 4)
+        grid.addWidget(self.loop, 0, 5)
+        grid.addWidget(self.realtime, 0, 6)
         grid.addWidget(QLabel("Model"), 1, 0)
         grid.addWidget(self.model, 1, 1)
         grid.addWidget(self.start_button, 1, 2)
         grid.addWidget(self.stop_button, 1, 3)
-        grid.addWidget(QLabel("Keep OK images"), 1, 4)
-        grid.addWidget(self.keep_ok, 1, 5)
+        grid.addWidget(QLabel("Keep OK images"), 1, 4, 1, 2)
+        grid.addWidget(self.keep_ok, 1, 6)
         grid.setColumnStretch(1, 1)
 
     # --- what was chosen ---------------------------------------------------------------------------
@@ -143,6 +155,20 @@ class SourcePanel(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Video file", "", "Videos (*.avi *.mp4 *.mkv *.mov);;All files (*)")
         if path:
             self.source.setCurrentText(path)
+
+    def choose_simulated_line(self, folder: Path | None = None) -> bool:
+        """A simulated line as the source: ``folder``, else the demo's test split, else one the user
+        picks. False when there is none (the dialog was cancelled)."""
+        if folder is None:
+            demo = demo_data_dir() / "test"
+            folder = demo if demo.is_dir() else None
+        if folder is None:
+            picked = QFileDialog.getExistingDirectory(self, "Folder of part images for a simulated line")
+            if not picked:
+                return False
+            folder = Path(picked)
+        self.source.setCurrentText(f"{SIMULATED_PREFIX}{folder}")
+        return True
 
     def _browse_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder to watch for new images")
