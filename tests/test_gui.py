@@ -189,6 +189,32 @@ def test_cancelled_training_stores_nothing_and_the_window_stays_usable(qtbot, wi
     assert window.data_page.proxy.rowCount() == 32
 
 
+def test_advise_button_compares_methods_and_puts_the_pick_on_the_form(qtbot, window, parts_dir, monkeypatch):
+    from inspector.engine import advise
+    from inspector.gui.widgets.advice_dialog import AdviceDialog
+
+    monkeypatch.setattr(advise, "CANDIDATES", (  # quick candidates: the real advisor, smaller settings
+        advise.Candidate("ganomaly", image_size=32, epochs=2, params={"width": 8, "nz": 16}),
+        advise.Candidate("autoencoder", image_size=32, epochs=2, params={"width": 8}),
+    ))
+    open_folder(qtbot, window, parts_dir, monkeypatch)
+    page = window.train_page
+    page.select_method("skip-ganomaly")
+    page.confirm_dialogs = False
+    assert page.advise_button.isEnabled()
+    click(qtbot, page.advise_button)
+    job = page.advice_job
+    assert job is not None and not page.advise_button.isEnabled()
+    qtbot.waitUntil(lambda: not job.running, timeout=120000)
+    advice = page.advice
+    assert job.outcome == "succeeded" and advice.recommended in ("ganomaly", "autoencoder")
+    assert page.current_method().name == advice.recommended and "Advisor:" in page.view.status.text()
+    dialog = AdviceDialog(advice, page)
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() == 2 and dialog.use_button.text() == f"Use {advice.recommended}"
+    assert page.advise_button.isEnabled()
+
+
 def test_training_started_again_after_a_cancel_resumes_from_its_checkpoint(qtbot, window, tmp_home, parts_dir, monkeypatch):
     """Ctrl+T works again after a cancel, and the same settings say they resume."""
     open_folder(qtbot, window, parts_dir, monkeypatch)

@@ -104,6 +104,13 @@ class TrainPage(QWidget):
         self.resume.setToolTip("Continue from the last finished epoch of a cancelled or interrupted run with the same settings")
         self.resume.setChecked(True)
 
+        self.advise_button = QPushButton("Advise…")
+        self.advise_button.setToolTip("Train quick versions of a few methods on these good images and recommend one (a few minutes)")
+        self.advise_button.clicked.connect(self.advise)
+        self.advice_job: Job | None = None
+        self.advice = None  # the last answer (engine.advise.Advice)
+        self.confirm_dialogs = True  # tests take the advice without the dialog
+
         self.start_button = QPushButton("Start training")
         self.start_button.setToolTip("Ctrl+T")
         self.start_button.setDefault(True)
@@ -114,7 +121,10 @@ class TrainPage(QWidget):
         self.cancel_button.setEnabled(False)
 
         form = QFormLayout()
-        form.addRow("Method", self.method)
+        method_row = QHBoxLayout()
+        method_row.addWidget(self.method, 1)
+        method_row.addWidget(self.advise_button)
+        form.addRow("Method", method_row)
         form.addRow("", self.description)
         form.addRow("Preset", self.preset)
         form.addRow("Image size", self.image_size)
@@ -273,6 +283,7 @@ class TrainPage(QWidget):
         if not can_finetune:
             self.finetune.setChecked(False)
         self.start_button.setEnabled(dataset is not None and choice is not None and choice.available and not running)
+        self.advise_button.setEnabled(dataset is not None and not running and not (self.advice_job is not None and self.advice_job.running))
         self.cancel_button.setEnabled(running)
 
     # --- the form as a TrainConfig -----------------------------------------------------------
@@ -371,6 +382,36 @@ class TrainPage(QWidget):
         self._update_state()
         self.trainingStarted.emit()
         return self.job
+
+    def advise(self) -> Job | None:
+        """``inspector advise`` on the open folder in the background; the answer in a dialog whose
+        *Use* button puts the recommended method on the form."""
+        dataset = self.session.dataset
+        if dataset is None or self.is_running() or (self.advice_job is not None and self.advice_job.running):
+            return self.advice_job
+        device = self.device.currentData() or "auto"
+
+        def work(report, cancel):
+            from inspector.engine.advise import advise
+
+            return advise(dataset, device=device, on_progress=report, cancel=cancel)
+
+        self.advice_job = Job(f"Comparing methods on {dataset.name}", work, parent=self)
+        self.advice_job.progress.connect(lambda p: self.view.status.setText(f"Advisor: {p.message}…"))
+        self.advice_job.succeeded.connect(self._advised)
+        self.advice_job.failed.connect(lambda message: self.session.error.emit(f"The advisor failed: {message}"))
+        self.advice_job.finished.connect(self._update_state)
+        self.advice_job.start()
+        self._update_state()
+        return self.advice_job
+
+    def _advised(self, advice) -> None:
+        from inspector.gui.widgets.advice_dialog import AdviceDialog
+
+        self.advice = advice
+        self.view.status.setText(f"Advisor: {advice.reason}.")
+        if advice.recommended and (not self.confirm_dialogs or AdviceDialog(advice, self).exec()):
+            self.select_method(advice.recommended)
 
     def cancel(self) -> None:
         if self.is_running():
