@@ -39,7 +39,9 @@ class PatchFeatures(nn.Module):
     (B, ``channels``, H / strides[0], W / strides[0]).
 
     ``neighbourhood`` > 1 averages each stage over that many × that many neighbours first
-    (PatchCore's local aggregation: a patch feature sees a little context). The trunk stays in
+    (PatchCore's local aggregation: a patch feature sees a little context), zero-padded as the
+    paper's unfold is: with the padding left out of the mean, the corner patches of a textured part
+    were the rarest in the bank and its hottest spots (a planted blob peaked in 1 map of 8). The trunk stays in
     eval mode (ImageNet's BatchNorm statistics) and its weights travel in the model file."""
 
     def __init__(self, strides: tuple[int, ...], neighbourhood: int = 1) -> None:
@@ -71,7 +73,7 @@ class PatchFeatures(nn.Module):
                 kept.append(h.float())
         if self.neighbourhood > 1:
             k = self.neighbourhood
-            kept = [F.avg_pool2d(f, k, stride=1, padding=k // 2, count_include_pad=False) for f in kept]
+            kept = [F.avg_pool2d(f, k, stride=1, padding=k // 2, count_include_pad=True) for f in kept]
         size = kept[0].shape[-2:]
         return torch.cat([kept[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in kept[1:]], dim=1)
 
