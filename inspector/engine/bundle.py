@@ -8,11 +8,14 @@ Which files load: the file format has its own whole-number version, ``FORMAT_VER
 from the app's version. Every file gets it in its header (``__metadata__["format"]``, and as
 ``format_version`` in the metadata, where inspector 0.1.0 looks). Files written before 0.2.0
 declare no ``format`` in the header: they are format 1, as is a file that declares it nowhere.
-This reader loads formats 1 to ``FORMAT_VERSION`` (today: 1) with the same results as when they
-were written, and refuses a newer format before reading the rest of the file, in one line
-naming the file and both versions. Changing the file's layout or the meaning of its metadata
-raises ``FORMAT_VERSION``; methods adapt older weight layouts within a format in their own load
-hooks.
+Format 2 adds region rules (``rules``, ``engine.regions.RegionRules``), which change decisions: a
+file with rules is written as format 2, so a format-1 reader (0.1.0 and later) refuses it rather
+than ignore the rules and mis-judge parts; a file without rules is still written as format 1,
+which every reader loads. This reader loads formats 1 to ``FORMAT_VERSION`` (today: 2) with the
+same results as when they were written, and refuses a newer format before reading the rest of
+the file, in one line naming the file and both versions. Changing the file's layout or the
+meaning of its metadata raises ``FORMAT_VERSION``; methods adapt older weight layouts within a
+format in their own load hooks.
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ from safetensors.torch import save as save_tensors
 from inspector import __version__
 from inspector.atomic import write_bytes_atomic
 from inspector.engine.modelref import VERSION_MAX, ModelRefError, check_name, ref_text
+from inspector.engine.regions import RegionRules
 from inspector.engine.threshold import Threshold
 from inspector.models import AnomalyModel, create_meta_model, create_model, get_method, method_names
 from inspector.text import first_line, shown
 
 MODEL_SUFFIX = ".inspector"
-FORMAT_VERSION = 1  # the newest model file format this reader loads and the one it writes (see the module notes)
+FORMAT_VERSION = 2  # the newest model file format this reader loads (see the module notes)
+RULES_FORMAT = 2  # the first format that holds region rules; a file without rules is written as format 1
 _META_KEY = "inspector"
 _FORMAT_KEY = "format"  # in the header's __metadata__ (text, as safetensors requires): the file's format
 MAX_FILE_BYTES = 1 << 30  # no method's model comes near (TL-GANomaly at 256 px: ~60 MB)
@@ -75,8 +80,9 @@ class ModelInfo:
     parent: str | None = None  # "name@vN" of the model this one came from
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     app_version: str = __version__
-    format_version: int = FORMAT_VERSION  # of the file it was read from; a save always writes FORMAT_VERSION
+    format_version: int = 1  # of the file it was read from; a save writes ``format_for(info)``
     notes: str = ""
+    rules: RegionRules | None = None  # region rules (format 2); None: the score alone decides
 
     @property
     def image_size(self) -> int:
@@ -100,6 +106,7 @@ class ModelInfo:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["threshold"] = self.threshold.to_dict()
+        d["rules"] = self.rules.to_dict() if self.rules is not None else None
         return d
 
     @classmethod
@@ -110,6 +117,12 @@ class ModelInfo:
             return cls(**_checked(d))
         except _Bad as e:
             raise ModelFileError(f"{source}: {e}") from None
+
+
+def format_for(info: ModelInfo) -> int:
+    """The format a save writes: the oldest that holds this metadata (2 with rules, else 1), so
+    a file that older readers would judge the same stays readable by them."""
+    return RULES_FORMAT if info.rules is not None else 1
 
 
 def _newer_format(version: int) -> str:
@@ -169,11 +182,16 @@ def _checked(d: Any) -> dict[str, Any]:
         if key not in d:
             raise _Bad(f"the metadata has no '{key}'")
     out = {f.name: d[f.name] for f in dataclasses.fields(ModelInfo) if f.name in d}
-    version = out.get("format_version", FORMAT_VERSION)
+    version = out.get("format_version", 1)  # files before 0.2.0 declare none: format 1
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise _Bad(f"format_version must be a whole number >= 1, got {shown(version)}")
     if version > FORMAT_VERSION:
         raise _Bad(_newer_format(version))
+    if out.get("rules") is not None:  # a file's format is checked against its rules in _parse
+        try:
+            out["rules"] = RegionRules.from_dict(out["rules"])
+        except (ValueError, TypeError) as e:
+            raise _Bad(f"region rules: {first_line(e)}") from None
     method = out["method"]
     if not isinstance(method, str) or method not in method_names():
         raise _Bad(f"unknown method {shown(method)}; available: {', '.join(method_names())}")
@@ -235,7 +253,8 @@ class ModelBundle:
         loaded: above all no non-finite threshold or map scale (``nan > nan`` is False: every
         defect would pass)."""
         path = Path(path)
-        meta = self.info.to_dict() | {"format_version": FORMAT_VERSION}  # what is written, whatever was read
+        written = format_for(self.info)
+        meta = self.info.to_dict() | {"format_version": written}  # what is written, whatever was read
         ModelInfo.from_dict(json.loads(json.dumps(meta)), source=f"{path}: refused to save")
         state = self.model.state_dict()
         size = sum(v.numel() * v.element_size() for v in state.values())
@@ -245,7 +264,7 @@ class ModelBundle:
                 f"({MAX_FILE_BYTES >> 20} MB); train with smaller sizes (width, nz, image_size)"
             )
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-        data = save_tensors(tensors, metadata={_FORMAT_KEY: str(FORMAT_VERSION), _META_KEY: json.dumps(meta)})
+        data = save_tensors(tensors, metadata={_FORMAT_KEY: str(written), _META_KEY: json.dumps(meta)})
         write_bytes_atomic(path, data)
         return path
 
@@ -372,6 +391,8 @@ def _parse(path: Path, header: bytes, size: int) -> tuple[dict[str, tuple[str, t
     info = ModelInfo.from_dict(meta, source=str(path))
     if declared is not None:
         info.format_version = declared
+    if info.rules is not None and info.format_version < RULES_FORMAT:  # a format-1 reader would drop them
+        raise ModelFileError(f"{path}: region rules need model file format {RULES_FORMAT}, the file says {info.format_version}")
     return tensors, info
 
 

@@ -23,10 +23,12 @@ from inspector.atomic import write_bytes_atomic
 from inspector.engine import paths
 from inspector.engine.bundle import MODEL_SUFFIX, ModelBundle, ModelFileError, ModelInfo, read_info
 from inspector.engine.modelref import ModelRef, ModelRefError, check_name, inside
+from inspector.engine.regions import RegionRules
 from inspector.engine.threshold import Threshold, ThresholdMode
 
 _VERSION_FILE = re.compile(r"^v(\d+)" + re.escape(MODEL_SUFFIX) + "$")
 ACTIVE_FILE = "active"  # <name>/active holds the pinned version number
+KEEP = object()  # add_version: keep the bundle's region rules
 _CLAIM_TRIES = 1000  # concurrent saves of one name: each try takes the next free number
 
 
@@ -162,22 +164,40 @@ class ModelRegistry:
 
     def add_threshold_version(self, bundle: ModelBundle, value: float, stats: dict | None = None,
                               dataset: str | None = None, name: str | None = None) -> Entry:
-        """A new version of ``bundle``'s model with a threshold set by hand: the same weights, a
-        copy of the metadata with a ``manual`` threshold (the one it replaces kept in its params,
-        ``stats`` as measured where it was chosen, e.g. on ``dataset``), created now, parent = the
-        bundle's version. Stored under ``name``, else the bundle's own name; the version it came
-        from is left as it was."""
+        """A new version of ``bundle``'s model with a threshold set by hand (``add_version`` with a
+        ``manual`` threshold: the one it replaces kept in its params, ``stats`` as measured where
+        it was chosen, e.g. on ``dataset``)."""
+        old = bundle.info.threshold
+        threshold = Threshold(float(value), ThresholdMode.MANUAL.value, {"previous": old.to_dict(), "dataset": dataset}, dict(stats or {}))
+        return self.add_version(bundle, threshold=threshold, name=name,
+                                notes=f"threshold set by hand (was {old.value:.6g}, {old.method})")
+
+    def add_version(self, bundle: ModelBundle, *, threshold: Threshold | None = None,
+                    rules: RegionRules | None | object = KEEP, name: str | None = None, notes: str | None = None) -> Entry:
+        """A new version of ``bundle``'s model with another threshold and/or other region rules
+        (``rules=None`` removes them; ``KEEP``, the default, keeps the bundle's): the same weights,
+        a copy of the metadata, created now, parent = the bundle's version. Stored under ``name``,
+        else the bundle's own name; the version it came from is left as it was."""
         old = bundle.info
         target = name or old.name
         if not target:
-            raise RegistryError("an unregistered model file needs a name to save a new threshold version under")
+            raise RegistryError("an unregistered model file needs a name to save a new version under")
         info = ModelInfo.from_dict(old.to_dict())  # a deep copy
-        info.threshold = Threshold(
-            float(value), ThresholdMode.MANUAL.value, {"previous": old.threshold.to_dict(), "dataset": dataset}, dict(stats or {}),
-        )
+        if threshold is not None:
+            info.threshold = threshold
+        if rules is not KEEP:
+            if rules is not None and not isinstance(rules, RegionRules):
+                raise TypeError(f"rules must be RegionRules or None, got {type(rules).__name__}")
+            info.rules = rules  # type: ignore[assignment]
         info.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        info.notes = f"threshold set by hand (was {old.threshold.value:.6g}, {old.threshold.method})"
+        if notes is None and rules is not KEEP:
+            notes = f"region rules: {rules.describe()}" if isinstance(rules, RegionRules) else "region rules removed"
+        info.notes = notes if notes is not None else old.notes
         return self.add(ModelBundle(bundle.model, info), target, parent=old.ref if old.name else None)
+
+    def add_rules_version(self, bundle: ModelBundle, rules: RegionRules | None, name: str | None = None) -> Entry:
+        """A new version of ``bundle``'s model with these region rules (None: without rules)."""
+        return self.add_version(bundle, rules=rules, name=name)
 
     def _claim(self, folder: Path, bundle: ModelBundle) -> Path:
         """Write the bundle as ``v<N>`` with the next free N: it is saved under a temp name, then
