@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -17,10 +18,11 @@ import torch
 
 from inspector.data.images import ImageReadError, read_image
 from inspector.engine.bundle import ModelBundle
-from inspector.engine.decision import decide, is_ng
+from inspector.engine.decision import decide, decide_with_rules
 from inspector.engine.device import select_device
 from inspector.engine.events import CancelToken, Progress
 from inspector.engine.preprocess import resize_to_model, to_tensor, to_uint8
+from inspector.engine.regions import DEFAULT_LEVEL, Region, RegionRules, find_regions
 from inspector.models.base import eval_mode
 
 
@@ -34,14 +36,39 @@ class Prediction:
     image: np.ndarray  # the input image (uint8)
     elapsed_ms: float = 0.0
     path: Path | None = None
+    rules: RegionRules | None = field(default=None, repr=False)  # the model's region rules (None: the score decides)
 
     @property
     def is_anomalous(self) -> bool:
-        return is_ng(self.score, self.threshold)
+        return self.decision == "NG"
 
     @property
     def decision(self) -> str:
-        return decide(self.score, self.threshold)
+        return self.decide(self.threshold)[0]
+
+    @property
+    def reason(self) -> str:
+        """Which rule decided, in a few words."""
+        return self.decide(self.threshold)[1]
+
+    def decide(self, threshold: float) -> tuple[str, str]:
+        """The decision and its reason at ``threshold`` (the GUI tries thresholds without saving).
+        Without rules it is ``decide(score, threshold)``: no regions are computed."""
+        if self.rules is None:
+            return decide(self.score, threshold), decide_with_rules(self.score, threshold, (), None)[1]
+        return decide_with_rules(self.score, threshold, [r.area for r in self.regions], self.rules, self.map_finite)
+
+    @property
+    def map_finite(self) -> bool:
+        return bool(np.isfinite(self.anomaly_map).all())
+
+    @cached_property
+    def regions(self) -> list[Region]:
+        """The defect regions, largest first, found when first asked for (at the rules' level and
+        pixel size, else at ``DEFAULT_LEVEL`` in pixels)."""
+        rules = self.rules
+        level = rules.level if rules is not None else DEFAULT_LEVEL
+        return find_regions(self.heat, self.anomaly_map, level, rules.pixel_size_mm if rules is not None else None)
 
     def overlay(self, opacity: float = 0.5) -> np.ndarray:
         return heat_overlay(self.image, self.heat, opacity)
@@ -205,4 +232,4 @@ class Predictor:
             recon = cv2.resize(recon, (w, h), interpolation=cv2.INTER_LINEAR)
         scale = self.info.map_scale
         heat = np.clip((amap - scale["low"]) / max(scale["high"] - scale["low"], 1e-12), 0, 1).astype(np.float32)
-        return Prediction(float(score), self.threshold, amap.astype(np.float32), heat, recon, image)
+        return Prediction(float(score), self.threshold, amap.astype(np.float32), heat, recon, image, rules=self.info.rules)
