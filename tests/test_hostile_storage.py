@@ -356,14 +356,14 @@ def test_a_schema_1_database_is_migrated_keeping_its_rows(tmp_path):
     """)
     con.close()
     store = ResultsStore(db)
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     old = store.get(1)
     assert (old.frame_id, old.model_ref, old.score, old.decision, old.feedback, old.error) == (7, "line@v3", 0.5, "NG", "confirmed", None)
     new_id = store.record(source="s", frame_id=8, model="line", model_version=3, score=float("nan"), threshold=0.4, decision="OK")
     assert new_id == 2 and store.get(2).decision == "NG" and math.isnan(store.get(2).score)
     assert store.integrity_check() == "ok"
     store.close()
-    assert ResultsStore(db).count() == {"OK": 0, "NG": 2, "total": 2}  # and it reopens as schema 2
+    assert ResultsStore(db).count() == {"OK": 0, "NG": 2, "total": 2}  # and it reopens as the current schema
 
 
 # --- 4. the ROI --------------------------------------------------------------------------------------------------

@@ -495,6 +495,7 @@ class LiveInspector:
             record_id, store_error = self._store(
                 frame, model=name, model_version=version, score=prediction.score, threshold=prediction.threshold,
                 decision=prediction.decision, image=prediction.image, roi=roi,
+                regions=prediction.regions, rule=prediction.reason,  # every result keeps its defect regions
             )
         latency_ms = (time.perf_counter() - frame.captured) * 1000
         return LiveResult(frame, prediction, roi, name, version, record_id, latency_ms, inference_ms, seq,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -43,10 +44,11 @@ from inspector.data.images import read_image
 from inspector.engine import paths
 from inspector.engine.decision import NG
 from inspector.engine.modelref import ModelRef, ModelRefError, ref_text
+from inspector.engine.regions import Region
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: score and threshold may be NULL (not a number), an ``error`` column
+SCHEMA_VERSION = 3  # 2: score and threshold may be NULL (not a number), an ``error`` column; 3: ``regions``, ``rule``
 FEEDBACK_VALUES = ("false_alarm", "confirmed")  # "good — false alarm", "defect — confirmed"
 DECISIONS = ("OK", "NG")
 
@@ -67,7 +69,9 @@ CREATE TABLE IF NOT EXISTS inspections (
     image         TEXT,                        -- path relative to the database's folder
     roi           TEXT    NOT NULL DEFAULT '', -- 'x,y,w,h' of the inspected region, '' = whole frame
     latency_ms    REAL,
-    error         TEXT                         -- why the frame could not be scored (NULL: it was)
+    error         TEXT,                        -- why the frame could not be scored (NULL: it was)
+    regions       TEXT,                        -- JSON list of the defect regions, in the ROI's pixels (NULL: not recorded)
+    rule          TEXT                         -- which rule decided (NULL: not recorded)
 );
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (time);
 CREATE INDEX IF NOT EXISTS inspections_decision ON inspections (decision, time);
@@ -88,6 +92,12 @@ INSERT INTO inspections (id, time, source, frame_id, frame_name, model, model_ve
     SELECT id, time, source, frame_id, frame_name, model, model_version, score, threshold, decision,
            feedback, feedback_time, image, roi, latency_ms FROM inspections_v1;
 DROP TABLE inspections_v1;
+"""
+
+# Schema 2 lacked the defect regions and the deciding rule: two columns, NULL in the old rows.
+_MIGRATE_2_TO_3 = """
+ALTER TABLE inspections ADD COLUMN regions TEXT;
+ALTER TABLE inspections ADD COLUMN rule TEXT;
 """
 
 
@@ -118,6 +128,11 @@ class InspectionRow:
     roi: str
     latency_ms: float | None
     error: str | None = None  # why the frame could not be scored (then score is nan, decision NG)
+    regions: list[dict] | None = None  # the defect regions (Region.to_dict), largest first; None: not recorded
+    rule: str | None = None  # which rule decided (None: not recorded)
+
+    def region_list(self) -> list[Region]:
+        return [Region.from_dict(r) for r in self.regions or []]
 
     @property
     def model_ref(self) -> str:
@@ -241,7 +256,8 @@ class ResultsStore:
                     raise StoreError(f"{self.path} was written by a newer inspector (schema {version})", "database")
                 has_table = self._db.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inspections'").fetchone() is not None
-                script = _MIGRATE_1_TO_2 if has_table and version == 1 else _SCHEMA
+                # 1 → 2 rebuilds the table as it is now (schema 3 included); 2 → 3 adds the columns
+                script = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3}.get(version, _SCHEMA) if has_table else _SCHEMA
                 for statement in _statements(script):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -267,11 +283,14 @@ class ResultsStore:
         roi: Sequence[int] | None = None,
         latency_ms: float | None = None,
         error: str | None = None,
+        regions: Sequence[Region] | None = None,
+        rule: str | None = None,
     ) -> int:
         """Store one result and commit; returns its id, or raises StoreError: then nothing of it
         is stored. The image is kept for NG (and sampled OK) frames and written before the row is
         committed. A score or threshold that is not finite, or an ``error`` (the frame could not
-        be scored), makes the decision NG whatever was passed: what cannot be judged is never OK."""
+        be scored), makes the decision NG whatever was passed: what cannot be judged is never OK.
+        ``regions`` (the prediction's, largest first) are kept as JSON, ``rule`` as given."""
         if decision not in DECISIONS:
             raise ValueError(f"decision must be OK or NG, got {decision!r}")
         score, threshold = _number(score), _number(threshold)
@@ -282,13 +301,14 @@ class ResultsStore:
         if image is not None and self._keep_image(decision):
             rel = self._save_image(image, timestamp, frame_id, decision)
         roi_text = ",".join(str(int(v)) for v in roi) if roi else ""
+        regions_text = None if regions is None else json.dumps([r.to_dict() for r in regions], allow_nan=False)
         try:
             with self._lock:
                 cur = self._db.execute(
                     "INSERT INTO inspections (time, source, frame_id, frame_name, model, model_version, score, threshold,"
-                    " decision, image, roi, latency_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " decision, image, roi, latency_ms, error, regions, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (timestamp, source, int(frame_id), frame_name, model, int(model_version), score, threshold,
-                     decision, rel, roi_text, latency_ms, error),
+                     decision, rel, roi_text, latency_ms, error, regions_text, rule),
                 )  # autocommit mode: committed when execute returns
                 return int(cur.lastrowid)
         except sqlite3.Error as e:
@@ -434,8 +454,8 @@ class ResultsStore:
         is not a number); returns the row count. Text cells are made safe for spreadsheets."""
         rows = list(rows) if rows is not None else self.query(newest_first=False, **filters)
         header = ["id", "time", "source", "frame_id", "frame_name", "model", "model_version", "score", "threshold",
-                  "decision", "feedback", "image", "roi", "latency_ms", "error"]
-        text = {"source", "frame_name", "model", "feedback", "image", "roi", "error"}
+                  "decision", "feedback", "image", "roi", "latency_ms", "error", "regions", "largest_area_px", "rule"]
+        text = {"source", "frame_name", "model", "feedback", "image", "roi", "error", "rule"}
 
         def lines():
             for r in rows:
@@ -444,6 +464,8 @@ class ResultsStore:
                     r.id, r.when.isoformat(timespec="milliseconds"), r.source, r.frame_id, r.frame_name, r.model,
                     r.model_version, f"{r.score:.6g}", f"{r.threshold:.6g}", r.decision, r.feedback or "",
                     str(image) if image else "", r.roi, "" if r.latency_ms is None else f"{r.latency_ms:.1f}", r.error or "",
+                    "" if r.regions is None else len(r.regions),
+                    "" if not r.regions else max(int(x.get("area_px", 0)) for x in r.regions), r.rule or "",
                 ]
 
         write_csv(destination, header, lines(), text_columns=text)
@@ -534,7 +556,14 @@ def _statements(script: str) -> list[str]:
 
 
 def _row(row: sqlite3.Row) -> InspectionRow:
-    values = {k: row[k] for k in _COLUMNS if k in row.keys()}  # a schema-1 database opened read-only has no error
+    values = {k: row[k] for k in _COLUMNS if k in row.keys()}  # an old database opened read-only lacks newer columns
+    if values.get("regions") is not None:
+        try:
+            regions = json.loads(values["regions"])
+        except (ValueError, RecursionError):
+            regions = None
+        ok = isinstance(regions, list) and all(isinstance(r, dict) for r in regions)
+        values["regions"] = regions if ok else None
     for key in ("score", "threshold"):
         if values[key] is None:
             values[key] = math.nan
