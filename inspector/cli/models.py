@@ -1,4 +1,4 @@
-"""``inspector models``: the model registry — list, show, activate, delete, rename, export, import."""
+"""``inspector models``: the model registry — list, show, activate, delete, rename, export, import, rules."""
 
 from __future__ import annotations
 
@@ -7,18 +7,30 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from inspector.cli.common import CliError, answer, open_registry, print_json
+from inspector.cli.common import CliError, answer, number_in, open_registry, print_json
+
+_RULE_OPTIONS = ("level", "pixel_size_mm", "ok_below_area", "ng_above_area", "max_regions")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    m = sub.add_parser("models", help="the model registry: list | show | activate | delete | rename | export | import")
+    m = sub.add_parser("models", help="the model registry: list | show | activate | delete | rename | export | import | rules")
     m.add_argument("action", choices=tuple(ACTIONS),
-                   help="activate NAME@vN promotes or rolls back the version in use; import FILE [--name NAME] adds a model file as a new model")
+                   help="activate NAME@vN promotes or rolls back the version in use; import FILE [--name NAME] adds a model file as a new model; "
+                        "rules MODEL [--level ...] saves a new version with region rules")
     m.add_argument("model", nargs="?", metavar="MODEL", help="name, name@vN or file")
     m.add_argument("new_name", nargs="?", metavar="NEW_NAME|DEST")
     m.add_argument("--name", help="import: the name to register the file under (default: the name in the file)")
     m.add_argument("--force", action="store_true", help="export: replace an existing destination file")
     m.add_argument("--json", action="store_true")
+    r = m.add_argument_group("rules", "models rules MODEL: a new version judged also by its defect regions "
+                                      "(areas in mm² with --pixel-size-mm, else in pixels); unset options keep the model's rules")
+    r.add_argument("--level", type=number_in(float, 0.0, 1.0, low_open=True), help="heat at or above which a pixel is part of a region (default 0.6)")
+    r.add_argument("--pixel-size-mm", type=number_in(float, 0.0, None, low_open=True), help="the side of one image pixel on the part, in mm")
+    r.add_argument("--ok-below-area", type=number_in(float, 0.0, None, low_open=True),
+                   help="a part NG by score whose regions are all smaller than this is OK (a tolerated blemish)")
+    r.add_argument("--ng-above-area", type=number_in(float, 0.0, None, low_open=True), help="any region at least this large is NG, whatever the score")
+    r.add_argument("--max-regions", type=number_in(int, 0, 999), help="more regions than this is NG")
+    r.add_argument("--clear", action="store_true", help="a new version without region rules")
     m.set_defaults(func=cmd_models)
 
 
@@ -64,7 +76,38 @@ def models_show(registry, args: argparse.Namespace) -> int:
         print_json(data)
     else:
         print(json.dumps(data, indent=2, default=str))
+        print(f"region rules: {info.rules.describe() if info.rules is not None else 'none (the score alone decides)'}")
     return 0
+
+
+def models_rules(registry, args: argparse.Namespace) -> int:
+    """A new version of MODEL with region rules: the given options over the model's own rules
+    (or the defaults), or without rules (``--clear``)."""
+    from inspector.engine.regions import RegionRules
+
+    given = {k: getattr(args, k) for k in _RULE_OPTIONS if getattr(args, k) is not None}
+    if args.clear and given:
+        raise CliError("models rules: --clear removes the rules; give it alone")
+    if not args.clear and not given:
+        raise CliError("models rules needs at least one of --level, --pixel-size-mm, --ok-below-area, --ng-above-area, "
+                       "--max-regions, or --clear")
+    bundle = registry.load(args.model)
+    if args.clear:
+        rules = None
+    else:
+        old = bundle.info.rules or RegionRules()
+        kept_areas = [k for k in ("ok_below_area", "ng_above_area") if getattr(old, k) is not None and k not in given]
+        if "pixel_size_mm" in given and old.pixel_size_mm is None and kept_areas:
+            raise CliError(f"models rules: the model's {' and '.join(kept_areas)} are in pixels; give them again in mm² "
+                           f"with --pixel-size-mm (--{kept_areas[0].replace('_', '-')} A)")
+        try:
+            rules = old.replace(**given)
+        except ValueError as e:
+            raise CliError(f"models rules: {e}") from None
+    entry = registry.add_rules_version(bundle, rules)
+    text = rules.describe() if rules is not None else "none"
+    return answer(args.json, entry_summary(entry) | {"rules": rules.to_dict() if rules else None},
+                  f"saved {entry.info.ref} with region rules: {text}")
 
 
 def models_import(registry, args: argparse.Namespace) -> int:
@@ -114,7 +157,7 @@ def models_rename(registry, args: argparse.Namespace) -> int:
 
 ACTIONS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "list": models_list, "show": models_show, "activate": models_activate, "delete": models_delete,
-    "rename": models_rename, "export": models_export, "import": models_import,
+    "rename": models_rename, "export": models_export, "import": models_import, "rules": models_rules,
 }
 
 
@@ -138,4 +181,5 @@ def entry_summary(e) -> dict[str, Any]:
         "image_size": e.info.image_size,
         "dataset": e.info.training.get("dataset"),
         "metrics": e.info.metrics,
+        "rules": e.info.rules.to_dict() if e.info.rules is not None else None,
     }

@@ -53,6 +53,12 @@ def overlay_names(files: list[Path], bases: dict[Path, Path], out: Path):
     return names
 
 
+def line(row: dict) -> str:
+    """One scored file: decision, score, its defect regions (count, largest area), path."""
+    regions = f"{row['regions']} region(s), largest {row['largest_area']:.4g} {row['area_unit']}" if row["regions"] else "no region"
+    return f"{row['decision']}  {row['score']:10.5g}  {regions:32s}  {row['path']}"
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from inspector.data.images import ImageReadError, list_images, write_image
     from inspector.engine.decision import NG
@@ -60,6 +66,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from inspector.engine.results_store import write_csv
 
     predictor = Predictor.open(args.model, device=args.device, registry=open_registry())
+    rules = predictor.info.rules
+    unit = rules.unit if rules is not None else "px"
     files: list[Path] = []
     bases: dict[Path, Path] = {}  # each command-line path's folder: overlays mirror the tree below their common parent
     for item in map(Path, args.paths):
@@ -83,27 +91,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"skipped {path}: {result.reason}", file=sys.stderr)
             continue
-        row = {"path": str(path), "score": result.score, "threshold": result.threshold, "decision": result.decision}
+        regions = result.regions  # found on the heat map at the model's rule level (default 0.6)
+        largest = regions[0].area if regions else 0.0
+        row = {"path": str(path), "score": result.score, "threshold": result.threshold, "decision": result.decision,
+               "regions": len(regions), "largest_area": largest, "area_unit": unit, "rule": result.reason}
         if out is not None:
             overlay = overlays[path].pop(0)
             write_image(overlay, result.overlay(args.opacity))
             row["overlay"] = str(overlay)
         rows.append(row)
         if not args.json and out is None:
-            print(f"{result.decision}  {result.score:10.5g}  {path}")
+            print(line(row))
     bar.close()
     if args.csv:
-        write_csv(args.csv, ["path", "score", "threshold", "decision", "error"],
-                  [[r["path"], r["score"], r["threshold"], r["decision"], ""] for r in rows]
-                  + [[f["path"], "", "", "", f["reason"]] for f in failed],
-                  text_columns=("path", "error"))
+        write_csv(args.csv, ["path", "score", "threshold", "decision", "error", "regions", "largest_area", "area_unit", "rule"],
+                  [[r["path"], r["score"], r["threshold"], r["decision"], "", r["regions"], f"{r['largest_area']:.6g}", unit, r["rule"]]
+                   for r in rows]
+                  + [[f["path"], "", "", "", f["reason"], "", "", "", ""] for f in failed],
+                  text_columns=("path", "error", "area_unit", "rule"))
     ng = sum(r["decision"] == NG for r in rows)
     if args.json:
         print_json({"model": predictor.info.ref, "results": rows, "unreadable": failed})
     else:
         if out is not None:
             for r in rows:
-                print(f"{r['decision']}  {r['score']:10.5g}  {r['path']}")
+                print(line(r))
         print(f"{len(rows)} scored ({ng} NG), {len(failed)} unreadable", file=sys.stderr)
     if not rows and files:
         raise CliError("none of the images could be read")
