@@ -238,7 +238,18 @@ def main(argv=None) -> int:
               f"{sets_info[name]['defects']} defects)")
     print(flush=True)
 
+    out_path = args.out or default_out("generality")
     results, errors = {}, {}
+
+    def save(complete: bool) -> Path:
+        # written after every run too, so a run stopped half-way keeps what it measured
+        return write_results(
+            out_path,
+            {"benchmark": "generality", "command": command, "machine": machine, "threads": threads, "seeds": seeds,
+             "data_seed": args.data_seed, "sets": sets_info, "results": results, "summary": summary_rows(results, sets_info),
+             "errors": errors, "complete": complete},
+        )
+
     for method in methods:
         for name in set_names:
             for seed in seeds:
@@ -248,15 +259,12 @@ def main(argv=None) -> int:
                 except Exception as e:  # noqa: BLE001 — one broken run must not cost the others' results
                     print(f"[{key}] FAILED: {type(e).__name__}: {e}", flush=True)
                     errors[key] = f"{type(e).__name__}: {e}"
+                save(complete=False)
 
     rows = summary_rows(results, sets_info)
     print()
     print(format_table(rows, COLUMNS))
-    out = write_results(
-        args.out or default_out("generality"),
-        {"benchmark": "generality", "command": command, "machine": machine, "threads": threads, "seeds": seeds,
-         "data_seed": args.data_seed, "sets": sets_info, "results": results, "summary": rows, "errors": errors},
-    )
+    out = save(complete=True)
     print("\nMarkdown (figures over the seeds: mean ±half the spread; 'synthetic' rows rest on painted defects):\n")
     print(markdown_table(rows, COLUMNS, left=3))
     print()
