@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QWidget
 
-from inspector.engine.decision import NG, OK
+from inspector.engine.decision import NG, OK, is_ng
 
 OK_COLOR = QColor("#2e9d4f")
 NG_COLOR = QColor("#d64545")
@@ -18,8 +18,9 @@ def decision_color(decision: str) -> QColor | None:
 
 
 def score_text(score: float, threshold: float, decision: str) -> str:
-    """The verdict in words beside the badge: the score, above the threshold (NG) or not (OK)."""
-    relation = "above" if decision == NG else "not above"
+    """The verdict in words beside the badge: the score, above the threshold or not (a model's
+    region rules may decide otherwise: the badge shows ``decision``, this line the score)."""
+    relation = "above" if is_ng(score, threshold) else "not above"
     return f"<span style='font-size:14pt'><b>score {score:.5g}</b></span> &nbsp; {relation} the threshold {threshold:.5g}"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QImage, QPainter, QPalette, QPixmap
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 
@@ -34,6 +34,8 @@ class ImageView(QWidget):
         super().__init__(parent)
         self._pixmap: QPixmap | None = None
         self._array: np.ndarray | None = None
+        self._outlines: list[tuple[int, int, int, int]] = []
+        self._outline_color = QColor("#ffd400")
         self.placeholder = placeholder
         self.setMinimumSize(96, 96)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -46,6 +48,16 @@ class ImageView(QWidget):
 
     def image(self) -> np.ndarray | None:
         return self._array
+
+    def set_outlines(self, boxes: list[tuple[int, int, int, int]], color: QColor | None = None) -> None:
+        """Rectangles (x, y, w, h in image pixels) drawn over the image, e.g. defect regions."""
+        self._outlines = [tuple(int(v) for v in b) for b in boxes]  # type: ignore[misc]
+        if color is not None:
+            self._outline_color = color
+        self.update()
+
+    def outlines(self) -> list[tuple[int, int, int, int]]:
+        return list(self._outlines)
 
     def has_image(self) -> bool:
         return self._pixmap is not None
@@ -68,6 +80,13 @@ class ImageView(QWidget):
         # enlarged small images keep their pixels visible; shrunk ones are smoothed
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0 or pw >= 128)
         p.drawPixmap(target, self._pixmap, QRectF(self._pixmap.rect()))
+        if self._outlines:
+            pen = QPen(self._outline_color, 2)
+            pen.setCosmetic(True)  # 2 screen pixels whatever the zoom
+            p.setPen(pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            for x, y, w, h in self._outlines:
+                p.drawRect(QRectF(target.x() + x * scale, target.y() + y * scale, w * scale, h * scale))
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():

@@ -1,13 +1,13 @@
 """One scored image: original | reconstruction | residual heat map, the heat map over the
-original with an opacity slider, and the score against the threshold with the OK/NG badge."""
+original with an opacity slider, the defect regions outlined on the original and the overlay,
+and the score against the threshold with the OK/NG badge (the model's region rules included)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from inspector.engine.decision import decide
 from inspector.gui.widgets.decision import DecisionBadge, score_text
 from inspector.gui.widgets.image_view import TitledImage
 
@@ -43,6 +43,12 @@ class PredictionView(QWidget):
         self.opacity_label = QLabel()
         self.opacity.valueChanged.connect(self._on_opacity)
         self._on_opacity(self.opacity.value(), emit=False)
+        self.show_regions = QCheckBox("Regions")
+        self.show_regions.setChecked(True)
+        self.show_regions.setToolTip("Outline the defect regions (heat at or above the model's region level)")
+        self.show_regions.toggled.connect(self._draw_regions)
+        self.regions_label = QLabel()
+        self.regions_label.setObjectName("hint")
 
         self.badge = DecisionBadge()
         self.score = QLabel()
@@ -58,6 +64,8 @@ class PredictionView(QWidget):
         grid.addWidget(self.heat, 1, 0)
         grid.addWidget(self.overlay, 1, 1)
         opacity_row = QHBoxLayout()
+        opacity_row.addWidget(self.show_regions)
+        opacity_row.addWidget(self.regions_label)
         opacity_row.addStretch(1)
         opacity_row.addWidget(QLabel("Opacity"))
         opacity_row.addWidget(self.opacity, 1)
@@ -84,6 +92,9 @@ class PredictionView(QWidget):
         self.prediction = None
         for view in (self.reconstruction, self.heat, self.overlay):
             view.set_image(None)
+        for view in (self.original, self.overlay):
+            view.view.set_outlines([])
+        self.regions_label.setText("")
         self.badge.set_decision("")
         self.score.setText(message)
         self.details.setText("")
@@ -100,16 +111,29 @@ class PredictionView(QWidget):
         self.heat.set_image(heat_image(prediction))
         self.overlay.set_image(prediction.overlay(self.opacity_value()))
         self.details.setText(details)
+        self._draw_regions()
         self.set_threshold(threshold)
 
+    def _draw_regions(self) -> None:
+        p = self.prediction
+        regions = p.regions if p is not None and self.show_regions.isChecked() else []
+        for view in (self.original, self.overlay):
+            view.view.set_outlines([r.bbox for r in regions])
+        if p is None:
+            return
+        unit = p.rules.unit if p.rules is not None else "px"
+        count = len(p.regions)
+        self.regions_label.setText(f"{count} · largest {p.regions[0].area:.4g} {unit}" if count else "none")
+
     def set_threshold(self, threshold: float) -> None:
-        """Re-decide the shown image against a (new) threshold."""
+        """Re-decide the shown image against a (new) threshold (with the model's region rules)."""
         p = self.prediction
         if p is None:
             return
-        decision = decide(p.score, threshold)
+        decision, reason = p.decide(threshold)
         self.badge.set_decision(decision)
-        self.score.setText(f"{score_text(p.score, threshold, decision)} &nbsp;·&nbsp; {p.elapsed_ms:.0f} ms")
+        rule = f" &nbsp;·&nbsp; {reason}" if p.rules is not None else ""
+        self.score.setText(f"{score_text(p.score, threshold, decision)} &nbsp;·&nbsp; {p.elapsed_ms:.0f} ms{rule}")
 
     def _on_opacity(self, value: int, emit: bool = True) -> None:
         self.opacity_label.setText(f"{value} %")
