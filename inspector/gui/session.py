@@ -4,6 +4,10 @@ There is one threshold mechanism: :meth:`Session.set_threshold` changes ``predic
 in memory and emits ``thresholdChanged``; every page that shows a decision recomputes it from
 the score (``score > threshold`` = NG), so dragging the histogram line updates the OK/NG marks
 everywhere at once. :meth:`Session.save_threshold` writes it as a new registry version.
+
+A model with region rules decides by its regions too (``engine.decision.decide_with_rules``):
+the pages that score images hand the regions' areas over with the scores (``add_scores``), and
+``decision(score, path)`` uses them. :meth:`Session.save_rules` writes rules as a new version.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from inspector.data.datasets import Dataset, open_dataset
-from inspector.engine.decision import decide
+from inspector.engine.decision import decide, decide_with_rules
 from inspector.gui.workers import Job, run_job
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,8 @@ class Session(QObject):
         self.dataset: Dataset | None = None
         self.predictor = None  # engine.predictor.Predictor, imported lazily (torch)
         self.scores: dict[Path, float] = {}  # the loaded model's scores on this dataset's files
+        # with region rules: each scored file's region areas (largest first) and whether its map was finite
+        self.region_areas: dict[Path, tuple[tuple[float, ...], bool]] = {}
         self.unreadable: dict[Path, str] = {}
         self._registry = None
 
@@ -49,6 +55,7 @@ class Session(QObject):
     def set_dataset(self, dataset: Dataset | None) -> None:
         self.dataset = dataset
         self.scores.clear()
+        self.region_areas.clear()
         self.unreadable.clear()
         log.info("dataset: %s", dataset.root if dataset else None)
         self.datasetChanged.emit()
@@ -81,6 +88,7 @@ class Session(QObject):
         self.predictor = predictor
         if not keep_scores:
             self.scores.clear()
+            self.region_areas.clear()
         log.info("model: %s", self.model_ref or None)
         self.modelChanged.emit()
         self.thresholdChanged.emit(self.threshold)
@@ -123,11 +131,20 @@ class Session(QObject):
     def reset_threshold(self) -> None:
         self.set_threshold(self.stored_threshold)
 
-    def decision(self, score: float | None) -> str:
-        """"OK", "NG", or "" when there is no score or no model."""
+    @property
+    def rules(self):
+        """The loaded model's region rules (engine.regions.RegionRules), or None."""
+        return self.predictor.info.rules if self.predictor is not None else None
+
+    def decision(self, score: float | None, path: Path | None = None) -> str:
+        """"OK", "NG", or "" when there is no score or no model. With region rules, the regions of
+        ``path`` decide too once they are known (until then: the score, as without rules)."""
         if score is None or self.predictor is None or not math.isfinite(score):
             return ""
-        return decide(score, self.predictor.threshold)
+        known = self.region_areas.get(Path(path)) if path is not None and self.rules is not None else None
+        if known is None:
+            return decide(score, self.predictor.threshold)
+        return decide_with_rules(score, self.predictor.threshold, known[0], self.rules, known[1])[0]
 
     def save_threshold(self, stats: dict | None = None, name: str | None = None):
         """Write the current threshold into a NEW registry version (parent = the loaded version;
@@ -146,8 +163,36 @@ class Session(QObject):
         self.info.emit(f"Saved threshold {entry.info.threshold.value:.6g} as {entry.info.ref}")
         return entry
 
+    def save_rules(self, rules, name: str | None = None):
+        """Write region rules (``RegionRules``, or None for none) into a NEW registry version
+        (the registry's ``add_rules_version``), then use that version. Returns its entry."""
+        from inspector.engine.bundle import ModelBundle
+        from inspector.engine.predictor import Predictor
+
+        if self.predictor is None:
+            raise ValueError("load a model first")
+        bundle = ModelBundle(self.predictor.model, self.predictor.info)
+        entry = self.registry().add_rules_version(bundle, rules, name=name)
+        threshold = self.predictor.threshold  # a threshold being tried stays
+        self.region_areas.clear()  # found at the old level: the pages score again to see them
+        predictor = Predictor(ModelBundle(self.predictor.model, entry.info), self.predictor.device)
+        predictor.threshold = threshold
+        self.set_predictor(predictor, keep_scores=True)
+        self.scoresChanged.emit()
+        self.registryChanged.emit()
+        self.info.emit(f"Saved region rules as {entry.info.ref}: {rules.describe() if rules is not None else 'none'}")
+        return entry
+
     # --- scores -------------------------------------------------------------------------------
-    def add_scores(self, scores: dict[Path, float]) -> None:
-        if scores:
+    def add_scores(self, scores: dict[Path, float], regions: dict[Path, tuple[tuple[float, ...], bool]] | None = None) -> None:
+        """Scores of the loaded model; ``regions``: with rules, the files' region areas and
+        whether their maps were finite (``region_entry``)."""
+        if scores or regions:
             self.scores.update({Path(p): float(s) for p, s in scores.items()})
+            self.region_areas.update({Path(p): r for p, r in (regions or {}).items()})
             self.scoresChanged.emit()
+
+
+def region_entry(prediction) -> tuple[tuple[float, ...], bool]:
+    """What the session keeps of a prediction's regions for ``Session.decision``."""
+    return tuple(r.area for r in prediction.regions), prediction.map_finite

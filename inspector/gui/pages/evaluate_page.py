@@ -1,7 +1,8 @@
 """Evaluate: score the test split; confusion matrix at the current threshold, ROC with AUROC,
 good vs defect histogram with a draggable threshold line (the session's one threshold: the
 confusion matrix, precision/recall/F1 and the OK/NG marks everywhere follow it live), and
-"save threshold to model" (a new registry version). With good images only, synthetic
+"save threshold to model" (a new registry version), and the model's region rules ("save rules
+to model", a new version too). With good images only, synthetic
 defects stand in: the page shows the false-alarm rate on held-out good images and the share
 of synthetic defects caught instead of a confusion matrix of real defects."""
 
@@ -29,12 +30,14 @@ from inspector.gui.formatting import percent, ratio
 from inspector.gui.widgets.confusion import ConfusionMatrix
 from inspector.gui.widgets.job_progress import JobProgress
 from inspector.gui.widgets.plots import RocPlot, ScoreHistogram
+from inspector.gui.widgets.region_rules import RegionRulesForm
 from inspector.gui.workers import Job, run_job
 
 
 class EvaluatePage(QWidget):
     evaluated = Signal(object)  # ScoreSet
     thresholdSaved = Signal(object)  # the new registry Entry
+    rulesSaved = Signal(object)  # the new registry Entry
 
     def __init__(self, session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -109,12 +112,16 @@ class EvaluatePage(QWidget):
         self.save_button.setToolTip("Write this threshold into a new version of the model (Ctrl+S)")
         self.save_button.clicked.connect(self.save_threshold)
 
+        self.rules_form = RegionRulesForm()
+        self.rules_form.saveRequested.connect(self.save_rules)
+
         panel = QWidget()
         ll = QVBoxLayout(panel)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.at_box)
         ll.addWidget(self.matrix_box, 1)
         ll.addWidget(self.overall_box)
+        ll.addWidget(self.rules_form)
         scroll = QScrollArea()
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
@@ -289,8 +296,26 @@ class EvaluatePage(QWidget):
         self.thresholdSaved.emit(entry)
         return entry
 
+    def save_rules(self, rules):
+        """The form's rules (or None) as a new version of the model, through the session."""
+        if self.session.predictor is None:
+            self.session.error.emit("Load a model first.")
+            return None
+        try:
+            entry = self.session.save_rules(rules)
+        except Exception as e:
+            import logging
+
+            logging.getLogger(__name__).exception("saving the region rules failed")
+            self.session.error.emit(f"Could not save the region rules: {e}")
+            return None
+        self.rulesSaved.emit(entry)
+        return entry
+
     # --- state --------------------------------------------------------------------------------
     def _on_model(self) -> None:
+        self.rules_form.set_rules(self.session.rules)
+        self.rules_form.setEnabled(self.session.predictor is not None)
         model = self.session.predictor.model if self.session.predictor is not None else None
         if model is not self._model:
             self._invalidate()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from inspector.data.datasets import DEFECT, GOOD
 from inspector.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image
 from inspector.engine.decision import NG, OK
+from inspector.gui.session import region_entry
 from inspector.gui.settings import Settings
 from inspector.gui.widgets.decision import decision_color
 from inspector.gui.widgets.filter_proxy import KeyFilterProxy
@@ -93,7 +94,7 @@ class ResultsModel(QAbstractTableModel):
         col = index.column()
         score = self.session.scores.get(sample.path)
         error = self.session.unreadable.get(sample.path)
-        decision = self.session.decision(score)
+        decision = self.session.decision(score, sample.path)
         if role in (Qt.ItemDataRole.DisplayRole, SortRole):
             if col == 0:
                 return sample.path.name
@@ -131,7 +132,7 @@ class ResultsFilter(KeyFilterProxy):
         sample = model.sample(row)
         score = self.session.scores.get(sample.path)
         if self.key in (OK, NG):
-            return self.session.decision(score) == self.key
+            return self.session.decision(score, sample.path) == self.key
         if self.key == "unscored":
             return score is None
         if self.key == "defect":
@@ -156,6 +157,7 @@ class ResultsPage(QWidget):
         self._predicting: Job | None = None
         self.score_job: Job | None = None
         self._cache_model = None
+        self._cache_rules = None  # the region rules the cached predictions were made with
         self._score_model = None
 
         self.model = ResultsModel(session, self)
@@ -306,14 +308,17 @@ class ResultsPage(QWidget):
             if path == self.current:
                 self.view.show_original(value, "No model loaded: load one on the Models page or train one (Ctrl+T).")
             return
-        if self.session.predictor is None or predictor.model is not self.session.predictor.model:
+        if (self.session.predictor is None or predictor.model is not self.session.predictor.model
+                or predictor.info.rules != self.session.rules):
             if path == self.current:  # scored by a model that is gone: score again
                 self.show_file(path)
             return
         self.cache[path] = value
         while len(self.cache) > CACHE:
             self.cache.popitem(last=False)
-        if path in self.model.row_of and self.session.scores.get(path) != value.score:
+        if path in self.model.row_of and self.session.rules is not None and path not in self.session.region_areas:
+            self.session.add_scores({path: value.score}, {path: region_entry(value)})
+        elif path in self.model.row_of and self.session.scores.get(path) != value.score:
             self.session.add_scores({path: value.score})
         if path == self.current:
             self._display(path, value)
@@ -340,22 +345,28 @@ class ResultsPage(QWidget):
         if predictor is None or self.session.dataset is None:
             self.session.error.emit("Open a folder and load or train a model to score it.")
             return None
-        paths = [s.path for s in self.model.rows if s.path not in self.session.scores]
+        need_regions = predictor.info.rules is not None
+        paths = [s.path for s in self.model.rows
+                 if s.path not in self.session.scores or (need_regions and s.path not in self.session.region_areas)]
         if not paths:
             self.session.info.emit("Every image is scored already.")
             return None
 
+        with_rules = predictor.info.rules is not None
+
         def work(report, cancel):
-            chunk, failed = {}, {}
+            chunk, regions, failed = {}, {}, {}
             for path, result in predictor.predict_paths(paths, batch_size=16, cancel=cancel, progress=report):
                 if isinstance(result, ImageReadError):
                     failed[path] = result.reason
                 else:
                     chunk[path] = result.score
+                    if with_rules:  # the rules need the regions: found here, off the GUI thread
+                        regions[path] = region_entry(result)
                 if len(chunk) >= 32:
-                    report(("scores", chunk))
-                    chunk = {}
-            report(("scores", chunk))
+                    report(("scores", chunk, regions))
+                    chunk, regions = {}, {}
+            report(("scores", chunk, regions))
             return failed
 
         self._score_model = predictor.model
@@ -375,7 +386,7 @@ class ResultsPage(QWidget):
     def _on_score_progress(self, event) -> None:
         if isinstance(event, tuple) and event[0] == "scores":
             if self.session.predictor is not None and self.session.predictor.model is self._score_model:
-                self.session.add_scores(event[1])
+                self.session.add_scores(event[1], event[2])
 
     def _on_scored(self, failed: dict) -> None:
         if failed:
@@ -399,9 +410,10 @@ class ResultsPage(QWidget):
 
     def _on_model(self) -> None:
         model = self.session.predictor.model if self.session.predictor is not None else None
-        if model is not self._cache_model:  # a new threshold alone keeps the scores
+        rules = self.session.rules
+        if model is not self._cache_model or rules != self._cache_rules:  # a new threshold alone keeps the scores
             self.cache.clear()
-            self._cache_model = model
+            self._cache_model, self._cache_rules = model, rules
             self.cancel()
         self.score_button.setEnabled(self.session.predictor is not None)
         if self.current is not None:
@@ -433,8 +445,8 @@ class ResultsPage(QWidget):
 
     def _update_summary(self) -> None:
         n = len(self.model.rows)
-        scored = [self.session.scores[s.path] for s in self.model.rows if s.path in self.session.scores]
-        ng = sum(self.session.decision(s) == NG for s in scored)
+        scored = [(s.path, self.session.scores[s.path]) for s in self.model.rows if s.path in self.session.scores]
+        ng = sum(self.session.decision(score, path) == NG for path, score in scored)
         shown = self.proxy.rowCount()
         if not n:
             self.summary.setText("")
