@@ -305,3 +305,52 @@ def test_live_results_store_their_regions_and_the_decision_with_rules(tiny_bundl
     row = store.query()[0]
     assert row.decision == OK and "tolerated" in row.rule and row.region_list() == expected.regions
     store.close()
+
+
+# --- the app ---------------------------------------------------------------------------------------
+def test_evaluate_page_saves_rules_as_a_new_version_and_the_prediction_view_outlines_regions(qtbot, tiny_bundle, tmp_home):
+    from PySide6.QtCore import Qt
+
+    from inspector.gui.pages.evaluate_page import EvaluatePage
+    from inspector.gui.session import Session
+    from inspector.gui.widgets.prediction_view import PredictionView
+
+    ModelRegistry().add(tiny_bundle, "parts")
+    session = Session()
+    session.set_predictor(Predictor.open("parts", device="cpu"))
+    page = EvaluatePage(session)
+    qtbot.addWidget(page)
+    form = page.rules_form
+    assert not form.box.isChecked()  # the model has no rules
+    form.box.setChecked(True)
+    form.level.setValue(0.3)
+    form.ng_above.setValue(10.0)
+    form.ok_below.setValue(50.0)  # above ng_above: refused in words, nothing saved
+    qtbot.mouseClick(form.save_button, Qt.MouseButton.LeftButton)
+    assert "Not saved" in form.message.text() and len(ModelRegistry().versions("parts")) == 1
+    form.ok_below.setValue(4.0)
+    form.max_regions.setValue(5)
+    with qtbot.waitSignal(page.rulesSaved, timeout=5000) as saved:
+        qtbot.mouseClick(form.save_button, Qt.MouseButton.LeftButton)
+    expected = RegionRules(level=0.3, ok_below_area=4.0, ng_above_area=10.0, max_regions=5)
+    assert saved.args[0].version == 2 and saved.args[0].info.parent == "parts@v1"
+    assert ModelRegistry().latest("parts").info.rules == expected and session.rules == expected
+    assert form.box.isChecked() and form.level.value() == 0.3  # the form shows the model's rules
+
+    view = PredictionView()
+    qtbot.addWidget(view)
+    image = make_part(np.random.default_rng(4))
+    image[10:26, 10:26] = 255
+    prediction = session.predictor.predict(image)
+    view.set_prediction(prediction, session.threshold)
+    boxes = view.original.view.outlines()
+    assert boxes and boxes == [r.bbox for r in prediction.regions] == view.overlay.view.outlines()
+    assert view.badge.decision == prediction.decision and prediction.reason in view.score.text()
+    view.grab()  # paints with the outlines without error
+    view.show_regions.setChecked(False)
+    assert view.original.view.outlines() == []
+
+    form.box.setChecked(False)  # unchecked: a version without rules
+    with qtbot.waitSignal(page.rulesSaved, timeout=5000):
+        qtbot.mouseClick(form.save_button, Qt.MouseButton.LeftButton)
+    assert ModelRegistry().latest("parts").info.rules is None and session.rules is None
