@@ -52,7 +52,7 @@ class Candidate:
     params: dict = field(default_factory=dict)
 
 
-#: the candidates, fastest first; a method that is not registered is left out
+#: the candidates (quick settings: seconds to a few minutes each on a CPU); one not registered is left out
 CANDIDATES: tuple[Candidate, ...] = (
     Candidate("patchcore", image_size=128, epochs=1),
     Candidate("padim", image_size=128, epochs=1),
