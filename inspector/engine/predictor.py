@@ -58,8 +58,9 @@ class Prediction:
             return decide(self.score, threshold), decide_with_rules(self.score, threshold, (), None)[1]
         return decide_with_rules(self.score, threshold, [r.area for r in self.regions], self.rules, self.map_finite)
 
-    @property
+    @cached_property
     def map_finite(self) -> bool:
+        """Whether the anomaly map holds only numbers (the rules judge a map that does not as NG)."""
         return bool(np.isfinite(self.anomaly_map).all())
 
     @cached_property

@@ -6,8 +6,9 @@ The level is on the heat scale (``Prediction.heat``, the model's fixed display s
 ``map_scale``): the trainer puts heat 0 at the median good pixel and heat 1 at 1.5 × the 99.9 %
 quantile q of good pixels (``trainer._map_scale``), so q itself has heat (q - m) / (1.5 q - m)
 for a median m: 0.67 when m is near 0, 0.5 when m = q / 2. ``DEFAULT_LEVEL`` = 0.6 sits at about
-that quantile for typical maps: about one good pixel in a thousand reaches it, so a region of
-good texture is a speck of a few pixels and a real defect a patch.
+that quantile for typical maps: about one good pixel in a thousand reaches it (measured on the
+tests' tiny GANomaly: 0.09 % of the pixels of 30 unseen good parts, 2 of them with a region), so
+good texture rarely makes a region and a real defect makes a patch.
 
 Qt-free; scikit-image is imported only when regions are found (the predictor stays quick to
 import and, for a model without rules, never pays for it).
