@@ -40,9 +40,10 @@ class PatchFeatures(nn.Module):
 
     ``neighbourhood`` > 1 averages each stage over that many × that many neighbours first
     (PatchCore's local aggregation: a patch feature sees a little context), zero-padded as the
-    paper's unfold is: with the padding left out of the mean, the corner patches of a textured part
-    were the rarest in the bank and its hottest spots (a planted blob peaked in 1 map of 8). The trunk stays in
-    eval mode (ImageNet's BatchNorm statistics) and its weights travel in the model file."""
+    paper's unfold is: with the padding left out of the mean, the corner patches of a textured
+    part were the rarest in the bank and its hottest spots (a planted blob peaked in 1 map of 8).
+    The trunk stays in eval mode (ImageNet's BatchNorm statistics); its weights travel in the
+    model file."""
 
     def __init__(self, strides: tuple[int, ...], neighbourhood: int = 1) -> None:
         super().__init__()

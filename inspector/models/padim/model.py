@@ -30,9 +30,11 @@ CHANNELS = sum(MobileNetV2.TAP_CHANNELS[s] for s in STRIDES)  # 24 + 32 + 96 = 1
 class PadimConfig(ModelConfig):
     image_size: int = 128
     # channels kept of the 152, chosen at random (the paper keeps 100 of ResNet-18's 448); the model
-    # file holds grid² × feature_dim² × 4 bytes of precision matrices (32² × 100²: 41 MB)
+    # file holds grid² × feature_dim² × 4 bytes of precision matrices (16² × 100²: 10 MB)
     feature_dim: int = bounded(100, 1, CHANNELS)
-    grid: int = bounded(32, 1, 64)  # Gaussians per side, at most image_size / 4 (stride 4: the paper's)
+    # Gaussians per side, at most image_size / 4 (stride 4, the paper's). 16, not 32 at 128 px: a
+    # quarter of the file (12.5 MB, not 41.6) and faster, for the same ELPV AUROC (0.863 and 0.860)
+    grid: int = bounded(16, 1, 64)
     ridge: float = bounded(0.01, 1e-6, 10.0)  # covariance + ridge × its mean variance × I (the paper's ε I, 0.01)
     map_sigma: float = bounded(4.0, 0.0, 32.0)  # Gaussian smoothing of the map in input pixels (the paper's 4)
     pretrained_path: str = ""  # a torchvision mobilenet_v2 .pth; empty = torchvision's cache, then the package
