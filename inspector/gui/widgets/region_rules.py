@@ -87,7 +87,9 @@ class RegionRulesForm(QWidget):
         self.ok_below.setValue(shown.ok_below_area or 0.0)
         self.ng_above.setValue(shown.ng_above_area or 0.0)
         self.max_regions.setValue(-1 if shown.max_regions is None else shown.max_regions)
-        self.message.setText(rules.describe() if rules is not None else "No rules: the score alone decides.")
+        self.message.setText(f"{rules.describe()}. The evaluation figures above judge by the score alone; the Results "
+                             "page, the CLI and live inspection apply the rules." if rules is not None
+                             else "No rules: the score alone decides.")
 
     def _on_save(self) -> None:
         try:
