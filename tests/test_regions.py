@@ -192,6 +192,20 @@ def test_the_registry_saves_a_new_version_with_rules_and_the_predictor_applies_t
     assert p.regions == find_regions(p.heat, p.anomaly_map, 0.3)
 
 
+def test_a_fine_tuned_version_keeps_its_parents_rules(tiny_bundle, parts_dir):
+    """A retrain fine-tunes from the version in use: the candidate must judge by the same rules."""
+    import copy
+
+    from inspector.data.images import list_images
+    from inspector.engine.trainer import TrainConfig, Trainer
+
+    parent = ModelBundle(copy.deepcopy(tiny_bundle.model), copy.deepcopy(tiny_bundle.info))
+    parent.info.rules = RegionRules(ng_above_area=50)
+    config = TrainConfig(**{**tiny_bundle.info.training["config"], "epochs": 1, "device": "cpu"})
+    child = Trainer(config).fit(list_images(parts_dir)[:12], init_from=parent)
+    assert child.info.rules == parent.info.rules
+
+
 # --- the CLI ---------------------------------------------------------------------------------------
 def test_cli_models_rules_then_predict_shows_the_new_decision(tiny_bundle, tmp_home, tmp_path, capsys):
     from inspector.cli import main

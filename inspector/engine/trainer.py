@@ -273,6 +273,8 @@ class Trainer:
             "final_losses": history[-1] if history else {},
             "fine_tuned_from": init_from.info.ref if init_from else None,
         }
+        if init_from is not None:  # a fine-tuned version (a retrain) judges its parts by the same region rules
+            bundle.info.rules = init_from.info.rules
         if not keep_checkpoint:
             self.remove_checkpoint()
         return bundle
