@@ -181,7 +181,7 @@ class DataPage(QWidget):
 
     # --- updates ------------------------------------------------------------------------------
     def _decision(self, path: Path) -> str:
-        return self.session.decision(self.session.scores.get(path))
+        return self.session.decision(self.session.scores.get(path), path)
 
     def _on_dataset(self) -> None:
         dataset = self.session.dataset
