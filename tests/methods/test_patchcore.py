@@ -131,10 +131,14 @@ def test_a_planted_defect_on_a_textured_part_scores_above_good_parts_and_its_map
 
 # --- the model file and the trainer ------------------------------------------------------------
 @pytest.fixture(scope="module")
-def fitted(parts_dir):
+def fitted(parts_dir, tmp_path_factory):
+    """Fitted through the Trainer with its default 15 epochs: a fit-only method runs one pass."""
     config = TrainConfig(method="patchcore", image_size=64, batch_size=8, device="cpu", params={"feature_stride": 4})
+    assert config.epochs == 15
     events: list = []
-    bundle = Trainer(config, on_event=events.append).fit(list_images(parts_dir))
+    checkpoint = tmp_path_factory.mktemp("checkpoints") / "run.ckpt"
+    bundle = Trainer(config, on_event=events.append, checkpoint_path=checkpoint).fit(list_images(parts_dir), keep_checkpoint=True)
+    assert not checkpoint.exists()  # seconds of work: nothing to resume
     return bundle, events
 
 
