@@ -285,31 +285,26 @@ class EvaluatePage(QWidget):
                 "n_good": m.n_good,
                 "n_defect": m.n_defect,
             }
-        try:
-            entry = self.session.save_threshold(stats)
-        except Exception as e:
-            import logging
-
-            logging.getLogger(__name__).exception("saving the threshold failed")
-            self.session.error.emit(f"Could not save the threshold: {e}")
-            return None
-        self.thresholdSaved.emit(entry)
-        return entry
+        return self._save_version("threshold", lambda: self.session.save_threshold(stats), self.thresholdSaved)
 
     def save_rules(self, rules):
         """The form's rules (or None) as a new version of the model, through the session."""
         if self.session.predictor is None:
             self.session.error.emit("Load a model first.")
             return None
+        return self._save_version("region rules", lambda: self.session.save_rules(rules), self.rulesSaved)
+
+    def _save_version(self, what: str, save, saved):
+        """A new model version from ``save()``; a failure is one message, never a crash."""
         try:
-            entry = self.session.save_rules(rules)
-        except Exception as e:
+            entry = save()
+        except Exception as e:  # the registry's reasons (disk full, a name taken) are shown
             import logging
 
-            logging.getLogger(__name__).exception("saving the region rules failed")
-            self.session.error.emit(f"Could not save the region rules: {e}")
+            logging.getLogger(__name__).exception("saving the %s failed", what)
+            self.session.error.emit(f"Could not save the {what}: {e}")
             return None
-        self.rulesSaved.emit(entry)
+        saved.emit(entry)
         return entry
 
     # --- state --------------------------------------------------------------------------------
