@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     dataset = open_data(args.data)
     print(f"command: {command}\n{describe_machine(machine_info('cpu'))}", flush=True)
     torch.manual_seed(args.seed)
-    trainer = Trainer(TrainConfig(image_size=args.image_size, seed=args.seed, device="cpu"))
+    trainer = Trainer(TrainConfig(method="ganomaly", image_size=args.image_size, seed=args.seed, device="cpu"))
     images, _ = trainer._load([s.path for s in dataset.train])
     data = to_tensor(trainer._split(images)[0])
     samples = [s for s in dataset.test if s.label in (GOOD, DEFECT)]

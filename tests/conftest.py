@@ -80,7 +80,8 @@ def tiny_bundle(parts_dir):
     from inspector.data.images import list_images
     from inspector.engine.trainer import TrainConfig, Trainer
 
-    config = TrainConfig(image_size=32, epochs=40, batch_size=8, device="cpu", params={"width": 16, "nz": 32, "score_mode": "reconstruction"})
+    config = TrainConfig(
+        method="ganomaly", image_size=32, epochs=40, batch_size=8, device="cpu", params={"width": 16, "nz": 32, "score_mode": "reconstruction"})
     return Trainer(config).fit(list_images(parts_dir))
 
 

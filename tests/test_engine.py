@@ -107,7 +107,7 @@ def test_broken_model_files_give_clear_errors(tiny_bundle, tmp_path):
 
 def test_cancel_stops_training_and_resume_continues_from_the_checkpoint(parts_dir, tmp_path):
     files = list_images(parts_dir)
-    config = TrainConfig(image_size=32, epochs=3, batch_size=8, device="cpu", params={"width": 8, "nz": 16})
+    config = TrainConfig(method="ganomaly", image_size=32, epochs=3, batch_size=8, device="cpu", params={"width": 8, "nz": 16})
     checkpoint = tmp_path / "run.ckpt"
     cancel = CancelToken()
     seen = []
@@ -145,7 +145,7 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(parts_dir, 
 def test_unreadable_training_images_are_skipped_and_reported(parts_dir, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG broken")
-    config = TrainConfig(image_size=32, epochs=1, batch_size=8, device="cpu", params={"width": 8, "nz": 16})
+    config = TrainConfig(method="ganomaly", image_size=32, epochs=1, batch_size=8, device="cpu", params={"width": 8, "nz": 16})
     bundle = Trainer(config).fit(list_images(parts_dir)[:12] + [bad])
     assert bundle.info.training["skipped"] == [[str(bad), "not a decodable image (corrupt, truncated or unsupported format)"]]
 

@@ -502,7 +502,12 @@ def test_demo_opens_the_app_and_trains_in_the_background(qtbot, window, parts_di
     assert window.current_page() == "data"
     with qtbot.waitSignal(page.trainingFinished, timeout=60000):
         pass
-    assert ModelRegistry().latest("elpv-demo").info.training["config"]["epochs"] == 2
+    info = ModelRegistry().latest("elpv-demo").info
+    assert info.method == "patchcore" and info.training["config"]["epochs"] == 2
+    # then the test split is scored without a click: the Evaluate page and the Results page show it
+    qtbot.waitUntil(lambda: window.evaluate_page.scoreset is not None, timeout=60000)
+    assert window.current_page() == "evaluate"
+    assert all(s.path in window.session.scores for s in window.session.dataset.test)
 
 
 def test_many_signals_do_not_wear_out_true_and_none(qtbot):

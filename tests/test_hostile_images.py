@@ -277,7 +277,7 @@ def trained_next_to_hostile_files(tmp_path_factory, huge_png):
     good = _good_folder(folder, 12, np.random.default_rng(1))
     expected = _add_hostile_entries(folder, huge_png)
     events = []
-    config = TrainConfig(image_size=32, epochs=1, batch_size=8, device="cpu", params={"width": 8, "nz": 16})
+    config = TrainConfig(method="ganomaly", image_size=32, epochs=1, batch_size=8, device="cpu", params={"width": 8, "nz": 16})
     bundle = Trainer(config, on_event=events.append).fit(list_images(folder))
     return bundle, events, good, expected
 

@@ -16,7 +16,7 @@ from inspector.engine.registry import ModelRegistry, RegistryError
 from inspector.engine.retrain import FeedbackPool
 from inspector.engine.threshold import Threshold
 
-QUICK = ["--image-size", "32", "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--param", "width=8", "--param", "nz=16"]
+QUICK = ["--method", "ganomaly", "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--param", "width=8", "--param", "nz=16"]
 
 
 def _victim(tmp_path: Path) -> Path:

@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def small_config(**overrides) -> TrainConfig:
-    values = dict(image_size=32, epochs=2, batch_size=8, device="cpu", params=dict(SMALL))
+    values = dict(method="ganomaly", image_size=32, epochs=2, batch_size=8, device="cpu", params=dict(SMALL))
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -173,7 +173,7 @@ def test_a_model_whose_scores_are_nan_gets_no_threshold(tiny_bundle, parts_dir, 
     with torch.no_grad():
         next(broken.parameters()).fill_(float("nan"))
     params = {k: v for k, v in tiny_bundle.info.config.items() if k not in ("image_size", "channels")}
-    config = TrainConfig(image_size=32, epochs=0, batch_size=8, device="cpu", params=params)
+    config = TrainConfig(method="ganomaly", image_size=32, epochs=0, batch_size=8, device="cpu", params=params)
     with pytest.raises(ValueError, match="not finite|NaN"):
         Trainer(config).fit(list_images(parts_dir)[:16], init_from=ModelBundle(broken, tiny_bundle.info))
 
@@ -342,7 +342,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def _train_command(data: Path) -> list[str]:
-    return [sys.executable, "-m", "inspector.cli", "train", str(data), "--name", "drill", "--image-size", "32",
+    return [sys.executable, "-m", "inspector.cli", "train", str(data), "--method", "ganomaly", "--name", "drill", "--image-size", "32",
             "--epochs", "4", "--batch-size", "8", "--device", "cpu", "--param", "width=8", "--param", "nz=16"]
 
 

@@ -15,7 +15,7 @@ from inspector.engine.threshold import TRAINING_MODES, ThresholdMode
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model on the good images of a dataset folder")
     t.add_argument("data", metavar="DATA_DIR", help="MVTec layout, folder + labels.csv, or a flat folder of good images")
-    t.add_argument("--method", default="ganomaly", help="see `inspector methods`")
+    t.add_argument("--method", default=None, help="see `inspector methods` (default: patchcore, the registry's DEFAULT_METHOD)")
     t.add_argument("--image-size", type=number_in(int, 32, 256, power_of_two=True), help="input size in pixels, a power of two 32..256 (method default)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="1 = gray, 3 = RGB (method default)")
     t.add_argument("--epochs", type=number_in(int, 1, MAX_EPOCHS), help=f"training epochs, 1..{MAX_EPOCHS} (method default)")
@@ -52,8 +52,10 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 def train_config(args: argparse.Namespace):
     """The training settings from the options, each unset one taken from the method's defaults."""
     from inspector.engine.trainer import TrainConfig
-    from inspector.models import get_method
+    from inspector.models import DEFAULT_METHOD, get_method
 
+    if args.method is None:
+        args.method = DEFAULT_METHOD
     cls = get_method(args.method)  # clear error for an unknown method before any work
     defaults = cls.Config()
     return TrainConfig(  # validated on construction: bad settings are refused before any work

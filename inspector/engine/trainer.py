@@ -36,7 +36,7 @@ from inspector.engine.events import CancelToken, TrainProgress
 from inspector.engine.predictor import Predictor
 from inspector.engine.preprocess import NORMALISATION, resize_to_model, to_tensor, to_uint8
 from inspector.engine.threshold import TRAINING_MODES, Threshold, ThresholdMode, calibrate, check_false_alarm_rate, synthetic_defects
-from inspector.models import AnomalyModel, StepContext, create_meta_model, create_model, get_method
+from inspector.models import DEFAULT_METHOD, AnomalyModel, StepContext, create_meta_model, create_model, get_method
 from inspector.models.base import eval_mode
 from inspector.text import first_line, shown
 
@@ -65,7 +65,7 @@ def _whole(name: str, value: Any, low: int, high: int) -> int:
 
 @dataclass
 class TrainConfig:
-    method: str = "ganomaly"
+    method: str = DEFAULT_METHOD
     image_size: int = 64
     channels: int = 1
     epochs: int = 15

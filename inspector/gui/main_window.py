@@ -302,7 +302,11 @@ class MainWindow(QMainWindow):
             self.session.set_dataset(dataset)
             self.settings.last_folder = str(dataset.root)
             if entry is not None:
-                self.session.load_model(entry.info.ref).succeeded.connect(lambda _: setattr(self.settings, "last_model", entry.info.ref))
+                def loaded(_) -> None:
+                    self.settings.last_model = entry.info.ref
+                    self._evaluate_demo()
+
+                self.session.load_model(entry.info.ref).succeeded.connect(loaded)
                 self.show_info(f"Demo project open: {dataset.name} with model {entry.info.ref}.")
             elif train:
                 self.show_info(
@@ -321,7 +325,12 @@ class MainWindow(QMainWindow):
     def _train_demo(self, method: str, epochs: int | None) -> None:
         from inspector.engine.demo import DEMO_MODEL, DEMO_PARAMS
 
+        def trained(_entry) -> None:
+            self.train_page.trainingFinished.disconnect(trained)
+            self._evaluate_demo()
+
         def go() -> None:
+            self.train_page.trainingFinished.connect(trained)
             self.train_page.select_method(method)
             self.train_page.set_form(epochs=epochs, params=DEMO_PARAMS.get(method), name=DEMO_MODEL)
             self.show_page("train")
@@ -331,6 +340,11 @@ class MainWindow(QMainWindow):
             go()
         else:
             self._after_methods.append(go)
+
+    def _evaluate_demo(self) -> None:
+        """The demo's model scores the test cells at once: the Results page filled, the Evaluate
+        page with its confusion matrix, without a click."""
+        self.evaluate()
 
     # --- status and messages ------------------------------------------------------------------
     def _create_status_bar(self) -> None:

@@ -57,7 +57,8 @@ def _checks() -> list[str]:
         for i, part in enumerate(parts):
             files.append(Path(tmp) / f"part{i}.png")
             write_image(files[-1], part)
-        config = TrainConfig(image_size=32, epochs=15, batch_size=8, device="cpu", params={"width": 8, "nz": 16, "score_mode": "reconstruction"})
+        config = TrainConfig(
+            method="ganomaly", image_size=32, epochs=15, batch_size=8, device="cpu", params={"width": 8, "nz": 16, "score_mode": "reconstruction"})
         bundle = Trainer(config).fit(files)
     predictor = Predictor(bundle, "cpu")
     defect, _ = paint_defect(parts[0], rng, kind="blob", scale=2.0)

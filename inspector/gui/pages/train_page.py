@@ -195,7 +195,9 @@ class TrainPage(QWidget):
             if not c.available:
                 model.item(i).setEnabled(False)
         self.method.setEnabled(True)
-        last = self.settings.get("train/method", "ganomaly")
+        from inspector.models import DEFAULT_METHOD  # the methods are imported by now (the warm-up job)
+
+        last = self.settings.get("train/method", DEFAULT_METHOD)
         names = [c.name for c in choices if c.available]
         pick = last if last in names else (names[0] if names else None)
         if pick is not None:

@@ -1,0 +1,102 @@
+"""Parts that are never placed identically: the false-alarm rate on good test images moved by up
+to ±SHIFT px and turned by up to ±ANGLE degrees, against the same images unmoved, at each model's
+stored threshold. Each method is trained on the ELPV good cells as bench/quality.py does.
+
+    INSPECTOR_THREADS=1 python bench/shift.py --methods patchcore,padim --image-size 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    OUT_DIR,
+    add_common_arguments,
+    apply_threads,
+    command_line,
+    default_out,
+    describe_machine,
+    format_table,
+    machine_info,
+    select_methods,
+    write_results,
+)
+from quality import open_data, train
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--data", type=Path, default=OUT_DIR / "elpv", help="ELPV copy in MVTec layout (default bench/out/elpv)")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--threshold-mode", default=None)
+    parser.add_argument("--shift", type=float, default=8.0, help="largest move in pixels of the original image (default 8)")
+    parser.add_argument("--angle", type=float, default=3.0, help="largest turn in degrees (default 3)")
+    return parser.parse_args(argv)
+
+
+def moved(image, rng, shift: float, angle: float):
+    """The image turned about its centre and moved, the uncovered border filled by reflection."""
+    import cv2
+
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-angle, angle)), 1.0)
+    matrix[:, 2] += rng.uniform(-shift, shift, 2)
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def measure(bundle, dataset, args) -> dict:
+    import numpy as np
+
+    from inspector.data import read_image
+    from inspector.data.datasets import GOOD
+    from inspector.engine.decision import ng_mask
+    from inspector.engine.predictor import Predictor
+
+    predictor = Predictor(bundle, args.device)
+    good = [read_image(s.path) for s in dataset.test if s.label == GOOD]
+    rng = np.random.default_rng(args.seed)
+    shifted = [moved(im, rng, args.shift, args.angle) for im in good]
+
+    def rate(images) -> float:
+        scores = [p.score for i in range(0, len(images), 32) for p in predictor.predict_batch(images[i : i + 32])]
+        return float(np.mean(ng_mask(scores, predictor.threshold)))
+
+    still, moving = rate(good), rate(shifted)
+    return {"n_good": len(good), "false_alarms": still, "false_alarms_moved": moving, "ratio": moving / still if still else float("inf")}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = command_line()
+    threads = apply_threads(args.threads)
+    dataset = open_data(args.data)
+    machine = machine_info(args.device)
+    print(f"command: {command}\n{describe_machine(machine)}", flush=True)
+    results, rows = {}, []
+    for method in select_methods(args.methods):
+        started = time.perf_counter()
+        bundle, seconds, _ = train(method, args, dataset)
+        r = measure(bundle, dataset, args) | {"train_s": round(seconds, 1), "total_s": round(time.perf_counter() - started, 1)}
+        results[method] = r
+        rows.append({"method": method, "good": r["n_good"], "still": f"{100 * r['false_alarms']:.1f} %",
+                     "moved": f"{100 * r['false_alarms_moved']:.1f} %", "ratio": f"{r['ratio']:.2f}", "train_s": r["train_s"]})
+        print(f"[{method}] {rows[-1]}", flush=True)
+    columns = [("method", "method"), ("good", "good images"), ("still", "false alarms"),
+               ("moved", f"moved ±{args.shift:g} px ±{args.angle:g}°"), ("ratio", "ratio"), ("train_s", "train s")]
+    print(format_table(rows, columns))
+    path = write_results(args.out or default_out("shift"), {"benchmark": "shift", "command": command, "machine": machine,
+                                                             "threads": threads, "shift_px": args.shift, "angle_deg": args.angle, "results": results})
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
