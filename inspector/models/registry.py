@@ -28,9 +28,9 @@ _METHODS: dict[str, str] = {
     "padim": "inspector.models.padim",
 }
 
-#: what `inspector train`, the Train page and the demo use unless told otherwise: the best or tied on
-#: every set of bench/generality.py (bench/RESULTS.md), trained in about a minute on a CPU, and
-#: free of per-position statistics, so parts that shift a little do not raise false alarms
+#: what `inspector train`, the Train page and the demo use unless told otherwise: tied for the best
+#: on ELPV, within a few points of the best on bench/generality.py's other sets, fitted in about a
+#: minute on a CPU, and the least thrown by moved parts (bench/shift.py; bench/RESULTS.md)
 DEFAULT_METHOD = "patchcore"
 
 
