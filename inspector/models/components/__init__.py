@@ -4,8 +4,9 @@
 - ``mobilenet``, ``resnet``: ImageNet backbones with torchvision's state-dict keys;
 - ``pretrained``: finding and loading their ImageNet weights (never downloaded);
 - ``feature_gaussian``: a Gaussian of good parts' features per position (PaDiM);
+- ``patch_features``: frozen ImageNet MobileNetV2 stage features on one grid and the smoothed map (PatchCore, PaDiM);
 - ``two_term``: a score of two terms, each in units of its mean on held-out good images;
-- ``adversarial``: generator/discriminator helpers (freezing, the BCE loss, the reset when D wins);
+- ``adversarial``: generator/discriminator helpers (freezing, the BCE loss and step, the reset when D wins, sampling);
 - ``ganomaly_core``: GANomaly's encoder–decoder–encoder generator and its loss;
 - ``skip_core``: Skip-GANomaly's U-Net, loss, configs and adversarial training, for its variants;
 - ``patchwise``: patch geometry and patch-wise GANomaly training and scoring.
