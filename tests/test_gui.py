@@ -570,3 +570,14 @@ def test_the_real_app_starts_under_xvfb_and_draws_its_window(tmp_path, parts_dir
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[0] > 300 and image.shape[1] > 400
     assert image.std() > 10 and len(np.unique(image.reshape(-1, 3), axis=0)) > 100  # not a blank window
+
+
+def test_a_fit_only_method_has_no_epochs_to_set(qtbot, window, parts_dir, monkeypatch):
+    open_folder(qtbot, window, parts_dir, monkeypatch)
+    page = window.train_page
+    page.select_method("patchcore")
+    assert not page.epochs.isEnabled() and "one pass" in page.epochs.toolTip()
+    page.preset.setCurrentText("Thorough")
+    assert page.epochs.value() == 1 and page.image_size.currentData() == 128
+    page.select_method("ganomaly")
+    assert page.epochs.isEnabled()

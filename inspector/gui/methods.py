@@ -24,6 +24,7 @@ class MethodChoice:
     train_defaults: dict[str, int] = field(default_factory=dict)  # the method's own (AnomalyModel.train_defaults)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # each numeric option's allowed range
     error: str | None = None
+    fit_only: bool = False  # fitted in one pass over the good images (PatchCore, PaDiM): no epochs
 
     @property
     def available(self) -> bool:
@@ -37,6 +38,8 @@ class MethodChoice:
     def preset(self, name: str) -> dict[str, Any]:
         """Image size, epochs, batch size and parameter changes of a preset, from this method's defaults."""
         size = int(self.defaults.get("image_size", 64))
+        if self.fit_only:  # one pass whatever the preset; only the resolution changes
+            return {"image_size": min(size, 64) if name == "Quick check" else size, "epochs": 1, "batch_size": 32, "params": {}}
         if name == "Quick check":
             values = {"image_size": min(size, 64), "epochs": 5, "batch_size": 32, "params": {}}
             if "width" in self.defaults:
@@ -57,7 +60,7 @@ def describe_methods() -> list[MethodChoice]:
             cls = get_method(name)
             defaults = dataclasses.asdict(cls.Config())
             ranges = {k: r for k in defaults if (r := option_range(cls.Config, k)) is not None}
-            choices.append(MethodChoice(name, cls.description or name, defaults, dict(cls.train_defaults), ranges))
+            choices.append(MethodChoice(name, cls.description or name, defaults, dict(cls.train_defaults), ranges, fit_only=bool(cls.fit_only)))
         except Exception as e:  # noqa: BLE001 — a method being written may fail in any way
             choices.append(MethodChoice(name, error=f"{type(e).__name__}: {e}"))
     return choices

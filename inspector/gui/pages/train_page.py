@@ -226,6 +226,8 @@ class TrainPage(QWidget):
             self._update_state()
             return
         self.description.setText(choice.description)
+        self.epochs.setEnabled(not choice.fit_only)
+        self.epochs.setToolTip("Fitted in one pass over the good images: no epochs" if choice.fit_only else "")
         stored = self.settings.train_form(choice.name)
         self.params.set_fields(choice.params, stored.get("params"), choice.ranges)
         self._applying = True
