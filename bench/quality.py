@@ -74,8 +74,8 @@ def train(method: str, args, dataset):
     from inspector.engine.trainer import TrainConfig, Trainer
 
     options = dict(method=method, image_size=args.image_size, seed=args.seed, device=args.device, params=method_params(method, args.param))
-    for key in ("epochs", "batch_size", "threshold_mode"):
-        if getattr(args, key) is not None:
+    for key in ("epochs", "batch_size", "threshold_mode", "align"):  # align: bench/shift.py's option
+        if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     config = TrainConfig(**options)
     rates: list[float] = []

@@ -39,6 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threshold-mode", default=None)
     parser.add_argument("--shift", type=float, default=8.0, help="largest move in pixels of the original image (default 8)")
     parser.add_argument("--angle", type=float, default=3.0, help="largest turn in degrees (default 3)")
+    parser.add_argument("--align", action="store_true", help="train the models with alignment (TrainConfig.align)")
     return parser.parse_args(argv)
 
 
@@ -93,7 +94,8 @@ def main(argv=None) -> int:
                ("moved", f"moved ±{args.shift:g} px ±{args.angle:g}°"), ("ratio", "ratio"), ("train_s", "train s")]
     print(format_table(rows, columns))
     path = write_results(args.out or default_out("shift"), {"benchmark": "shift", "command": command, "machine": machine,
-                                                             "threads": threads, "shift_px": args.shift, "angle_deg": args.angle, "results": results})
+                                                             "threads": threads, "shift_px": args.shift, "angle_deg": args.angle, "align": args.align,
+                                                             "results": results})
     print(f"results: {path}")
     return 0
 

@@ -418,10 +418,10 @@ class _FailsOnLargeImages:
         from inspector.engine.predictor import Predictor
 
         class Failing(Predictor):
-            def _resize(self, image):
+            def _prepare(self, image):
                 if image.shape[1] > 100:
                     raise MemoryError()
-                return super()._resize(image)
+                return super()._prepare(image)
 
         return Failing(bundle, "cpu")
 

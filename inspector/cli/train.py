@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=number_in(int, 0, MAX_SEED), default=0)
     t.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method hyper-parameter (repeatable)")
     t.add_argument("--augment", action="store_true", help="random flips during training")
+    t.add_argument("--align", action="store_true",
+                   help="turn and move every part onto a reference good part before scoring (for parts that are not placed identically)")
     t.add_argument("--threshold-mode", default=ThresholdMode.GOOD_QUANTILE.value, choices=[m.value for m in TRAINING_MODES])
     t.add_argument("--false-alarm-rate", type=number_in(float, 0.0, 0.5, low_open=True), default=0.02,
                    help="target false alarms on held-out good images, more than 0 and at most 0.5")
@@ -68,6 +70,7 @@ def train_config(args: argparse.Namespace):
         device=args.device,
         amp=not args.no_amp,
         augment=args.augment,
+        align=args.align,
         threshold_mode=args.threshold_mode,
         false_alarm_rate=args.false_alarm_rate,
         params=parse_params(args.param),

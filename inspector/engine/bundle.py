@@ -8,10 +8,11 @@ Which files load: the file format has its own whole-number version, ``FORMAT_VER
 from the app's version. Every file gets it in its header (``__metadata__["format"]``, and as
 ``format_version`` in the metadata, where inspector 0.1.0 looks). Files written before 0.2.0
 declare no ``format`` in the header: they are format 1, as is a file that declares it nowhere.
-Format 2 adds region rules (``rules``, ``engine.regions.RegionRules``), which change decisions: a
-file with rules is written as format 2, so a format-1 reader (0.1.0 and later) refuses it rather
-than ignore the rules and mis-judge parts; a file without rules is still written as format 1,
-which every reader loads. This reader loads formats 1 to ``FORMAT_VERSION`` (today: 2) with the
+Format 2 adds region rules (``rules``, ``engine.regions.RegionRules``) and alignment
+(``alignment``, ``engine.align.Alignment``), which change decisions: a file with either is
+written as format 2, so a format-1 reader (0.1.0 and later) refuses it rather than ignore them
+and mis-judge parts; a file with neither is still written as format 1, which every reader loads.
+This reader loads formats 1 to ``FORMAT_VERSION`` (today: 2) with the
 same results as when they were written, and refuses a newer format before reading the rest of
 the file, in one line naming the file and both versions. Changing the file's layout or the
 meaning of its metadata raises ``FORMAT_VERSION``; methods adapt older weight layouts within a
@@ -39,6 +40,7 @@ from safetensors.torch import save as save_tensors
 from inspector import __version__
 from inspector.atomic import write_bytes_atomic
 from inspector.engine.modelref import VERSION_MAX, ModelRefError, check_name, ref_text
+from inspector.engine.align import Alignment
 from inspector.engine.regions import RegionRules
 from inspector.engine.threshold import Threshold
 from inspector.models import AnomalyModel, create_meta_model, create_model, get_method, method_names
@@ -46,7 +48,7 @@ from inspector.text import first_line, shown
 
 MODEL_SUFFIX = ".inspector"
 FORMAT_VERSION = 2  # the newest model file format this reader loads (see the module notes)
-RULES_FORMAT = 2  # the first format that holds region rules; a file without rules is written as format 1
+RULES_FORMAT = 2  # the first format that holds region rules and alignment; a file with neither is written as format 1
 _META_KEY = "inspector"
 _FORMAT_KEY = "format"  # in the header's __metadata__ (text, as safetensors requires): the file's format
 MAX_FILE_BYTES = 1 << 30  # no method's model comes near (TL-GANomaly at 256 px: ~60 MB)
@@ -83,6 +85,7 @@ class ModelInfo:
     format_version: int = 1  # of the file it was read from; a save writes ``format_for(info)``
     notes: str = ""
     rules: RegionRules | None = None  # region rules (format 2); None: the score alone decides
+    alignment: Alignment | None = None  # the reference good part parts are aligned to (format 2); None: scored as placed
 
     @property
     def image_size(self) -> int:
@@ -107,6 +110,7 @@ class ModelInfo:
         d = dataclasses.asdict(self)
         d["threshold"] = self.threshold.to_dict()
         d["rules"] = self.rules.to_dict() if self.rules is not None else None
+        d["alignment"] = self.alignment.to_dict() if self.alignment is not None else None
         return d
 
     @classmethod
@@ -120,9 +124,9 @@ class ModelInfo:
 
 
 def format_for(info: ModelInfo) -> int:
-    """The format a save writes: the oldest that holds this metadata (2 with rules, else 1), so
-    a file that older readers would judge the same stays readable by them."""
-    return RULES_FORMAT if info.rules is not None else 1
+    """The format a save writes: the oldest that holds this metadata (2 with rules or alignment,
+    else 1), so a file that older readers would judge the same stays readable by them."""
+    return RULES_FORMAT if info.rules is not None or info.alignment is not None else 1
 
 
 def _newer_format(version: int) -> str:
@@ -192,6 +196,11 @@ def _checked(d: Any) -> dict[str, Any]:
             out["rules"] = RegionRules.from_dict(out["rules"])
         except (ValueError, TypeError) as e:
             raise _Bad(f"region rules: {first_line(e)}") from None
+    if out.get("alignment") is not None:
+        try:
+            out["alignment"] = Alignment.from_dict(out["alignment"])
+        except ValueError as e:
+            raise _Bad(first_line(e)) from None
     method = out["method"]
     if not isinstance(method, str) or method not in method_names():
         raise _Bad(f"unknown method {shown(method)}; available: {', '.join(method_names())}")
@@ -391,8 +400,9 @@ def _parse(path: Path, header: bytes, size: int) -> tuple[dict[str, tuple[str, t
     info = ModelInfo.from_dict(meta, source=str(path))
     if declared is not None:
         info.format_version = declared
-    if info.rules is not None and info.format_version < RULES_FORMAT:  # a format-1 reader would drop them
-        raise ModelFileError(f"{path}: region rules need model file format {RULES_FORMAT}, the file says {info.format_version}")
+    for what, value in (("region rules", info.rules), ("alignment", info.alignment)):
+        if value is not None and info.format_version < RULES_FORMAT:  # a format-1 reader would drop them
+            raise ModelFileError(f"{path}: {what} need model file format {RULES_FORMAT}, the file says {info.format_version}")
     return tensors, info
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from inspector.data.images import ImageReadError, read_image
+from inspector.engine.align import unwarp
 from inspector.engine.bundle import ModelBundle
 from inspector.engine.decision import decide, decide_with_rules
 from inspector.engine.device import select_device
@@ -37,6 +38,7 @@ class Prediction:
     elapsed_ms: float = 0.0
     path: Path | None = None
     rules: RegionRules | None = field(default=None, repr=False)  # the model's region rules (None: the score decides)
+    alignment_confidence: float | None = None  # ECC's correlation when the model aligns parts (0: could not align)
 
     @property
     def is_anomalous(self) -> bool:
@@ -125,7 +127,8 @@ class Predictor:
     ) -> list[Prediction]:
         """Score images of any size together (grouped by model input size)."""
         started = time.perf_counter()
-        inputs = [self._resize(im) for im in images]
+        prepared = [self._prepare(im) for im in images]
+        inputs = [x for x, _, _ in prepared]
         results: list[Prediction | None] = [None] * len(images)
         groups: dict[tuple, list[int]] = {}
         for i, x in enumerate(inputs):
@@ -133,7 +136,7 @@ class Predictor:
         for indices in groups.values():
             scores, maps, recons = self._score([inputs[i] for i in indices])
             for j, i in enumerate(indices):
-                results[i] = self._result(images[i], scores[j], maps[j], recons[j])
+                results[i] = self._result(images[i], scores[j], maps[j], recons[j], *prepared[i][1:])
         elapsed = (time.perf_counter() - started) * 1000 / max(len(images), 1)
         for i, r in enumerate(results):
             r.elapsed_ms = elapsed
@@ -205,15 +208,20 @@ class Predictor:
         """Scores and model-resolution maps of images already at the model's input size (calibration, benchmarks)."""
         scores, maps = [], []
         for i in range(0, len(images), batch_size):
-            s, m, _ = self._score([self._resize(im) for im in images[i : i + batch_size]])
+            s, m, _ = self._score([self._prepare(im)[0] for im in images[i : i + batch_size]])
             scores.append(s)
             maps.extend(m)
         return np.concatenate(scores) if scores else np.zeros(0), maps
 
     # --- internals --------------------------------------------------------------------------
-    def _resize(self, image: np.ndarray) -> np.ndarray:
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+        """Model input; with alignment, turned and moved onto the reference (the warp and the
+        confidence come along, so the map can be moved back onto the part)."""
         size = self.model.input_size(image.shape[0], image.shape[1])
-        return resize_to_model(image, size, self.info.channels)
+        x = resize_to_model(image, size, self.info.channels)
+        if self.info.alignment is None:
+            return x, None, None
+        return self.info.alignment.align(x)
 
     @torch.inference_mode()
     def _score(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -226,11 +234,15 @@ class Predictor:
             to_uint8(out.reconstruction),
         )
 
-    def _result(self, image: np.ndarray, score: float, amap: np.ndarray, recon: np.ndarray) -> Prediction:
+    def _result(self, image: np.ndarray, score: float, amap: np.ndarray, recon: np.ndarray,
+                matrix: np.ndarray | None = None, confidence: float | None = None) -> Prediction:
+        if matrix is not None:  # made in the reference's frame: back onto the part as it lay
+            amap, recon = unwarp(amap, matrix), unwarp(recon, matrix)
         h, w = image.shape[:2]
         if amap.shape != (h, w):
             amap = cv2.resize(amap, (w, h), interpolation=cv2.INTER_LINEAR)
             recon = cv2.resize(recon, (w, h), interpolation=cv2.INTER_LINEAR)
         scale = self.info.map_scale
         heat = np.clip((amap - scale["low"]) / max(scale["high"] - scale["low"], 1e-12), 0, 1).astype(np.float32)
-        return Prediction(float(score), self.threshold, amap.astype(np.float32), heat, recon, image, rules=self.info.rules)
+        return Prediction(float(score), self.threshold, amap.astype(np.float32), heat, recon, image, rules=self.info.rules,
+                          alignment_confidence=confidence)

@@ -29,6 +29,7 @@ import torch
 from inspector.atomic import write_bytes_atomic
 from inspector.data.images import ImageReadError, ReadReport, read_image
 from inspector.engine import metrics
+from inspector.engine.align import Alignment, build_reference
 from inspector.engine.bundle import MAX_WEIGHT_BYTES, ModelBundle, ModelInfo
 from inspector.engine.decision import ng_mask
 from inspector.engine.device import device_label, limit_threads, select_device
@@ -77,6 +78,7 @@ class TrainConfig:
     holdout_fraction: float = 0.1  # good images kept out of training to calibrate the threshold
     threshold_mode: str = ThresholdMode.GOOD_QUANTILE.value  # one of TRAINING_MODES, kept a plain string (checkpoints)
     false_alarm_rate: float = 0.02  # target for good-quantile; the cap for synthetic-f1
+    align: bool = False  # turn and move every part onto a reference good part before it is scored (engine/align.py)
     params: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
 
     def __post_init__(self) -> None:
@@ -109,7 +111,7 @@ class TrainConfig:
         _whole("seed", self.seed, 0, SEED_MAX)
         if not isinstance(self.device, str) or not _DEVICE.match(self.device.lower()):
             raise TrainConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {shown(self.device)}")
-        for name in ("amp", "augment"):
+        for name in ("amp", "augment", "align"):
             if not isinstance(getattr(self, name), bool):
                 raise TrainConfigError(f"{name} must be true or false, got {shown(getattr(self, name))}")
         h = self.holdout_fraction
@@ -247,6 +249,9 @@ class Trainer:
             self.on_event(ImagesSkipped(report))
         if len(images) < 2:
             raise ValueError(f"training needs at least 2 readable good images, found {len(images)}")
+        alignment = Alignment(build_reference(images)) if c.align else None
+        if alignment is not None:  # trained and calibrated on parts where the predictor will put them
+            images = [alignment.align(im)[0] for im in images]
         fit_images, holdout_images = self._split(images)
 
         model = model.to(self.device)
@@ -262,6 +267,7 @@ class Trainer:
         else:
             self._train(model, data, holdout_images, start_epoch, history)
         bundle = self._calibrate(model, data, holdout_images)
+        bundle.info.alignment = alignment
         bundle.info.training = {
             **(data_info or {}),
             "config": asdict(c),

@@ -83,6 +83,8 @@ class TrainPage(QWidget):
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.augment = QCheckBox("Random flips")
         self.augment.setToolTip("Flip training images at random: for parts that look the same mirrored")
+        self.align = QCheckBox("Align parts")
+        self.align.setToolTip("Turn and move every part onto a typical good part before scoring: for parts that are not placed identically")
         for w in (self.image_size, self.epochs, self.batch_size, self.lr):
             signal = w.currentIndexChanged if isinstance(w, QComboBox) else w.valueChanged
             signal.connect(self._mark_custom)
@@ -135,6 +137,7 @@ class TrainPage(QWidget):
         form.addRow("Device", self.device)
         form.addRow("Seed", self.seed)
         form.addRow("", self.augment)
+        form.addRow("", self.align)
         threshold = QFormLayout()
         threshold.addRow("Threshold", self.threshold_mode)
         threshold.addRow("False alarms", self.false_alarm)
@@ -332,6 +335,7 @@ class TrainPage(QWidget):
             seed=self.seed.value(),
             device=self.device.currentData() or "auto",
             augment=self.augment.isChecked(),
+            align=self.align.isChecked(),
             threshold_mode=self.threshold_mode.currentData(),
             false_alarm_rate=self.false_alarm.value() / 100,
             params=params,
