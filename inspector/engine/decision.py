@@ -53,7 +53,7 @@ def decide_with_rules(score: float, threshold: float, areas: Sequence[float], ru
     """
     if not (math.isfinite(score) and math.isfinite(threshold)):
         return NG, "score or threshold is not a number"
-    above = score > threshold
+    above = is_ng(score, threshold)  # the score's own verdict, by the one rule above
     if rules is None:
         return (NG, "score above threshold") if above else (OK, "score within threshold")
     if not map_finite:

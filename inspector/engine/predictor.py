@@ -19,7 +19,7 @@ import torch
 from inspector.data.images import ImageReadError, read_image
 from inspector.engine.align import unwarp
 from inspector.engine.bundle import ModelBundle
-from inspector.engine.decision import decide, decide_with_rules
+from inspector.engine.decision import decide_with_rules
 from inspector.engine.device import select_device
 from inspector.engine.events import CancelToken, Progress
 from inspector.engine.preprocess import resize_to_model, to_tensor, to_uint8
@@ -55,9 +55,9 @@ class Prediction:
 
     def decide(self, threshold: float) -> tuple[str, str]:
         """The decision and its reason at ``threshold`` (the GUI tries thresholds without saving).
-        Without rules it is ``decide(score, threshold)``: no regions are computed."""
+        Without rules the score alone decides: no regions are computed."""
         if self.rules is None:
-            return decide(self.score, threshold), decide_with_rules(self.score, threshold, (), None)[1]
+            return decide_with_rules(self.score, threshold, (), None)
         return decide_with_rules(self.score, threshold, [r.area for r in self.regions], self.rules, self.map_finite)
 
     @cached_property
