@@ -78,9 +78,24 @@ def test_an_aligned_model_keeps_moved_good_parts_below_its_threshold_and_still_f
 
     path = aligned.save(tmp_path / "aligned.inspector")
     loaded = ModelBundle.load(path)
-    assert loaded.info.format_version == 2 and np.array_equal(loaded.info.alignment.reference, aligned.info.alignment.reference)
+    assert loaded.info.format_version == 3 and np.array_equal(loaded.info.alignment.reference, aligned.info.alignment.reference)
     assert Predictor(loaded, "cpu").predict(defect).score == pytest.approx(p.score, rel=1e-5)
     assert plain.save(tmp_path / "plain.inspector") and ModelBundle.load(tmp_path / "plain.inspector").info.format_version == 1
+
+
+def test_a_part_that_cannot_be_aligned_is_ng_whatever_its_score(aligned_and_not):
+    aligned = aligned_and_not[0]
+    assert 0 < aligned.info.alignment.min_confidence < 1
+    predictor = Predictor(aligned, "cpu")
+    blank = np.full((64, 64), 128, np.uint8)
+    other = np.random.default_rng(5).integers(0, 256, (64, 64)).astype(np.uint8)  # not this product
+    far = moved(part(300), 20, -20, 25.0)  # beyond the motion alignment accepts
+    for image in (blank, other, far):
+        p = predictor.predict(image)
+        assert p.unaligned and p.decision == "NG" and p.reason == "part could not be aligned to the reference"
+        assert p.score == float("inf")
+    good = predictor.predict(moved(part(301), 3, -2, 1.0))
+    assert not good.unaligned and np.isfinite(good.score)
 
 
 def test_a_file_with_alignment_that_claims_format_1_is_refused(aligned_and_not, tmp_path):
@@ -98,7 +113,7 @@ def test_a_file_with_alignment_that_claims_format_1_is_refused(aligned_and_not, 
     info["format_version"] = 1
     meta["inspector"] = json.dumps(info)
     save_file(tensors, str(tmp_path / "claims-1.inspector"), metadata=meta)
-    with pytest.raises(ModelFileError, match="alignment need model file format 2"):
+    with pytest.raises(ModelFileError, match="holds an alignment floor, which needs model file format 3"):
         ModelBundle.load(tmp_path / "claims-1.inspector")
 
 
@@ -108,5 +123,5 @@ def test_cli_train_align_stores_the_reference(tmp_home, parts_dir, capsys):
 
     assert main(["train", str(parts_dir), "--method", "padim", "--image-size", "64", "--align", "--name", "aligned", "--device", "cpu"]) == 0
     info = ModelRegistry().load("aligned").info
-    assert info.alignment is not None and info.alignment.reference.shape == (64, 64) and info.format_version == 2
+    assert info.alignment is not None and info.alignment.reference.shape == (64, 64) and info.format_version == 3
     assert info.training["config"]["align"] is True

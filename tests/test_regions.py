@@ -137,7 +137,7 @@ def _header(path):
 
 
 def test_rules_are_saved_with_the_model_as_format_2_and_format_1_still_loads(tiny_bundle, tmp_path):
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3  # rules alone still need only format 2
     plain = tiny_bundle.save(tmp_path / "plain.inspector")
     assert _header(plain)["format"] == "1" and read_info(plain).rules is None  # no rules: stays format 1
     rules = RegionRules(level=0.5, pixel_size_mm=0.02, ok_below_area=0.1, max_regions=4)
@@ -160,7 +160,7 @@ def test_rules_are_saved_with_the_model_as_format_2_and_format_1_still_loads(tin
     table["__metadata__"]["inspector"] = json.dumps(meta)
     body = json.dumps(table).encode()
     (tmp_path / "lying.inspector").write_bytes(len(body).to_bytes(8, "little") + body + data[8 + n :])
-    with pytest.raises(ModelFileError, match="region rules need model file format 2"):
+    with pytest.raises(ModelFileError, match="holds region rules, which needs model file format 2"):
         read_info(tmp_path / "lying.inspector")
     meta["format_version"], meta["rules"] = 2, {"level": 2.0}
     table["__metadata__"].update(format="2", inspector=json.dumps(meta))

@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--augment", action="store_true", help="random flips during training")
     t.add_argument("--align", action="store_true",
                    help="turn and move every part onto a reference good part before scoring (for parts that are not placed identically)")
+    t.add_argument("--tile", type=number_in(int, 32, 4096), metavar="PIXELS",
+                   help="score large images tile by tile, each PIXELS a side of the image, at the model's image size (default: the whole image)")
+    t.add_argument("--tile-overlap", type=number_in(float, 0.0, 0.75), default=0.25, metavar="SHARE",
+                   help="share of a tile's side its neighbour also covers, 0..0.75 (default 0.25)")
     t.add_argument("--threshold-mode", default=ThresholdMode.GOOD_QUANTILE.value, choices=[m.value for m in TRAINING_MODES])
     t.add_argument("--false-alarm-rate", type=number_in(float, 0.0, 0.5, low_open=True), default=0.02,
                    help="target false alarms on held-out good images, more than 0 and at most 0.5")
@@ -71,6 +75,8 @@ def train_config(args: argparse.Namespace):
         amp=not args.no_amp,
         augment=args.augment,
         align=args.align,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
         threshold_mode=args.threshold_mode,
         false_alarm_rate=args.false_alarm_rate,
         params=parse_params(args.param),

@@ -9,10 +9,12 @@ from the app's version. Every file gets it in its header (``__metadata__["format
 ``format_version`` in the metadata, where inspector 0.1.0 looks). Files written before 0.2.0
 declare no ``format`` in the header: they are format 1, as is a file that declares it nowhere.
 Format 2 adds region rules (``rules``, ``engine.regions.RegionRules``) and alignment
-(``alignment``, ``engine.align.Alignment``), which change decisions: a file with either is
-written as format 2, so a format-1 reader (0.1.0 and later) refuses it rather than ignore them
-and mis-judge parts; a file with neither is still written as format 1, which every reader loads.
-This reader loads formats 1 to ``FORMAT_VERSION`` (today: 2) with the
+(``alignment``, ``engine.align.Alignment``); format 3 adds tiling (``tiling``,
+``engine.tiling.Tiling``) and alignment's confidence floor. Each changes decisions, so a file is
+written in the oldest format that holds what it carries (``format_for``): an older reader refuses
+it rather than ignore what it does not know and mis-judge parts, and a file with none of them is
+still format 1, which every reader loads.
+This reader loads formats 1 to ``FORMAT_VERSION`` (today: 3) with the
 same results as when they were written, and refuses a newer format before reading the rest of
 the file, in one line naming the file and both versions. Changing the file's layout or the
 meaning of its metadata raises ``FORMAT_VERSION``; methods adapt older weight layouts within a
@@ -43,12 +45,12 @@ from inspector.engine.modelref import VERSION_MAX, ModelRefError, check_name, re
 from inspector.engine.align import Alignment
 from inspector.engine.regions import RegionRules
 from inspector.engine.threshold import Threshold
+from inspector.engine.tiling import Tiling
 from inspector.models import AnomalyModel, create_meta_model, create_model, get_method, method_names
 from inspector.text import first_line, shown
 
 MODEL_SUFFIX = ".inspector"
-FORMAT_VERSION = 2  # the newest model file format this reader loads (see the module notes)
-RULES_FORMAT = 2  # the first format that holds region rules and alignment; a file with neither is written as format 1
+FORMAT_VERSION = 3  # the newest model file format this reader loads (see the module notes)
 _META_KEY = "inspector"
 _FORMAT_KEY = "format"  # in the header's __metadata__ (text, as safetensors requires): the file's format
 MAX_FILE_BYTES = 1 << 30  # no method's model comes near (TL-GANomaly at 256 px: ~60 MB)
@@ -85,7 +87,8 @@ class ModelInfo:
     format_version: int = 1  # of the file it was read from; a save writes ``format_for(info)``
     notes: str = ""
     rules: RegionRules | None = None  # region rules (format 2); None: the score alone decides
-    alignment: Alignment | None = None  # the reference good part parts are aligned to (format 2); None: scored as placed
+    alignment: Alignment | None = None  # the reference good part parts are aligned to (format 2, 3 with a floor); None: scored as placed
+    tiling: Tiling | None = None  # scored tile by tile (format 3); None: the whole image at the model's input size
 
     @property
     def image_size(self) -> int:
@@ -111,6 +114,7 @@ class ModelInfo:
         d["threshold"] = self.threshold.to_dict()
         d["rules"] = self.rules.to_dict() if self.rules is not None else None
         d["alignment"] = self.alignment.to_dict() if self.alignment is not None else None
+        d["tiling"] = self.tiling.to_dict() if self.tiling is not None else None
         return d
 
     @classmethod
@@ -123,10 +127,20 @@ class ModelInfo:
             raise ModelFileError(f"{source}: {e}") from None
 
 
+def _needs(info: ModelInfo) -> list[tuple[str, int]]:
+    """What the metadata carries that changes decisions, with the first format that holds it."""
+    needs = [("region rules", 2)] if info.rules is not None else []
+    if info.alignment is not None:
+        needs.append(("an alignment floor", 3) if info.alignment.min_confidence > 0 else ("alignment", 2))
+    if info.tiling is not None:
+        needs.append(("tiling", 3))
+    return needs
+
+
 def format_for(info: ModelInfo) -> int:
-    """The format a save writes: the oldest that holds this metadata (2 with rules or alignment,
-    else 1), so a file that older readers would judge the same stays readable by them."""
-    return RULES_FORMAT if info.rules is not None or info.alignment is not None else 1
+    """The format a save writes: the oldest that holds this metadata, so a file that older
+    readers would judge the same stays readable by them."""
+    return max([1] + [version for _, version in _needs(info)])
 
 
 def _newer_format(version: int) -> str:
@@ -199,6 +213,11 @@ def _checked(d: Any) -> dict[str, Any]:
     if out.get("alignment") is not None:
         try:
             out["alignment"] = Alignment.from_dict(out["alignment"])
+        except ValueError as e:
+            raise _Bad(first_line(e)) from None
+    if out.get("tiling") is not None:
+        try:
+            out["tiling"] = Tiling.from_dict(out["tiling"])
         except ValueError as e:
             raise _Bad(first_line(e)) from None
     method = out["method"]
@@ -400,9 +419,9 @@ def _parse(path: Path, header: bytes, size: int) -> tuple[dict[str, tuple[str, t
     info = ModelInfo.from_dict(meta, source=str(path))
     if declared is not None:
         info.format_version = declared
-    for what, value in (("region rules", info.rules), ("alignment", info.alignment)):
-        if value is not None and info.format_version < RULES_FORMAT:  # a format-1 reader would drop them
-            raise ModelFileError(f"{path}: {what} need model file format {RULES_FORMAT}, the file says {info.format_version}")
+    for what, version in _needs(info):
+        if info.format_version < version:  # an older reader would drop it
+            raise ModelFileError(f"{path}: it holds {what}, which needs model file format {version}; the file says {info.format_version}")
     return tensors, info
 
 

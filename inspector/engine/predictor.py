@@ -6,6 +6,7 @@ this class, so preprocessing and post-processing exist exactly once.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import torch
 from inspector.data.images import ImageReadError, read_image
 from inspector.engine.align import unwarp
 from inspector.engine.bundle import ModelBundle
-from inspector.engine.decision import decide_with_rules
+from inspector.engine.decision import NG, decide_with_rules
 from inspector.engine.device import select_device
 from inspector.engine.events import CancelToken, Progress
 from inspector.engine.preprocess import resize_to_model, to_tensor, to_uint8
@@ -39,6 +40,7 @@ class Prediction:
     path: Path | None = None
     rules: RegionRules | None = field(default=None, repr=False)  # the model's region rules (None: the score decides)
     alignment_confidence: float | None = None  # ECC's correlation when the model aligns parts (0: could not align)
+    unaligned: bool = False  # the model aligns parts and this one could not be aligned: NG, its score is +inf
 
     @property
     def is_anomalous(self) -> bool:
@@ -56,6 +58,8 @@ class Prediction:
     def decide(self, threshold: float) -> tuple[str, str]:
         """The decision and its reason at ``threshold`` (the GUI tries thresholds without saving).
         Without rules the score alone decides: no regions are computed."""
+        if self.unaligned:
+            return NG, "part could not be aligned to the reference"
         if self.rules is None:
             return decide_with_rules(self.score, threshold, (), None)
         return decide_with_rules(self.score, threshold, [r.area for r in self.regions], self.rules, self.map_finite)
@@ -100,6 +104,17 @@ class ScoreError(ImageReadError):
 
 # predict_paths scores at most this many input pixels at once (32 MP: a few large camera images)
 BATCH_PIXELS = 32_000_000
+TILE_BATCH = 64  # model inputs scored together (a 5 MP frame in 256 px tiles is about 140)
+
+
+@dataclass
+class _Prepared:
+    """One image's model inputs and how to put their maps back onto it."""
+
+    inputs: list[np.ndarray]
+    boxes: list[tuple[int, int, int, int]] | None = None  # tiled: where each input came from
+    matrix: np.ndarray | None = None  # aligned: the warp from the reference's frame onto the part
+    confidence: float | None = None  # aligned: ECC's correlation
 
 
 class Predictor:
@@ -125,23 +140,27 @@ class Predictor:
     def predict_batch(
         self, images: Sequence[np.ndarray], paths: Sequence[Path | None] | None = None
     ) -> list[Prediction]:
-        """Score images of any size together (grouped by model input size)."""
+        """Score images of any size together (grouped by model input size; a tiled model's tiles
+        in batches of at most ``TILE_BATCH``)."""
         started = time.perf_counter()
         prepared = [self._prepare(im) for im in images]
-        inputs = [x for x, _, _ in prepared]
-        results: list[Prediction | None] = [None] * len(images)
-        groups: dict[tuple, list[int]] = {}
-        for i, x in enumerate(inputs):
-            groups.setdefault(x.shape, []).append(i)
-        for indices in groups.values():
-            scores, maps, recons = self._score([inputs[i] for i in indices])
-            for j, i in enumerate(indices):
-                results[i] = self._result(images[i], scores[j], maps[j], recons[j], *prepared[i][1:])
+        inputs = [(i, k, x) for i, p in enumerate(prepared) for k, x in enumerate(p.inputs)]
+        outputs: list[list] = [[None] * len(p.inputs) for p in prepared]
+        groups: dict[tuple, list[tuple[int, int, np.ndarray]]] = {}
+        for item in inputs:
+            groups.setdefault(item[2].shape, []).append(item)
+        for group in groups.values():
+            for start in range(0, len(group), TILE_BATCH):
+                chunk = group[start : start + TILE_BATCH]
+                scores, maps, recons = self._score([x for _, _, x in chunk])
+                for j, (i, k, _) in enumerate(chunk):
+                    outputs[i][k] = (scores[j], maps[j], recons[j])
+        results = [self._result(images[i], outputs[i], prepared[i]) for i in range(len(images))]
         elapsed = (time.perf_counter() - started) * 1000 / max(len(images), 1)
         for i, r in enumerate(results):
             r.elapsed_ms = elapsed
             r.path = paths[i] if paths else None
-        return results  # type: ignore[return-value]
+        return results
 
     def predict_paths(
         self,
@@ -208,20 +227,25 @@ class Predictor:
         """Scores and model-resolution maps of images already at the model's input size (calibration, benchmarks)."""
         scores, maps = [], []
         for i in range(0, len(images), batch_size):
-            s, m, _ = self._score([self._prepare(im)[0] for im in images[i : i + batch_size]])
+            s, m, _ = self._score([self._prepare(im).inputs[0] for im in images[i : i + batch_size]])
             scores.append(s)
             maps.extend(m)
         return np.concatenate(scores) if scores else np.zeros(0), maps
 
     # --- internals --------------------------------------------------------------------------
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float | None]:
-        """Model input; with alignment, turned and moved onto the reference (the warp and the
-        confidence come along, so the map can be moved back onto the part)."""
-        size = self.model.input_size(image.shape[0], image.shape[1])
-        x = resize_to_model(image, size, self.info.channels)
+    def _prepare(self, image: np.ndarray) -> _Prepared:
+        """Model inputs: the image, each of its tiles, or the image turned and moved onto the
+        alignment's reference (the warp and the confidence come along to move the map back)."""
+        tiling, channels = self.info.tiling, self.info.channels
+        if tiling is not None:
+            tiles, boxes = tiling.cut(image)
+            size = self.model.input_size(*tiles[0].shape[:2])
+            return _Prepared([resize_to_model(t, size, channels) for t in tiles], boxes=boxes)
+        x = resize_to_model(image, self.model.input_size(image.shape[0], image.shape[1]), channels)
         if self.info.alignment is None:
-            return x, None, None
-        return self.info.alignment.align(x)
+            return _Prepared([x])
+        x, matrix, confidence = self.info.alignment.align(x)
+        return _Prepared([x], matrix=matrix, confidence=confidence)
 
     @torch.inference_mode()
     def _score(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -234,15 +258,26 @@ class Predictor:
             to_uint8(out.reconstruction),
         )
 
-    def _result(self, image: np.ndarray, score: float, amap: np.ndarray, recon: np.ndarray,
-                matrix: np.ndarray | None = None, confidence: float | None = None) -> Prediction:
-        if matrix is not None:  # made in the reference's frame: back onto the part as it lay
-            amap, recon = unwarp(amap, matrix), unwarp(recon, matrix)
+    def _result(self, image: np.ndarray, outputs: list[tuple[float, np.ndarray, np.ndarray]], prepared: _Prepared) -> Prediction:
         h, w = image.shape[:2]
+        if prepared.boxes is not None:  # a tiled part: its highest tile, the maps stitched at full size
+            score = max(float(s) for s, _, _ in outputs)
+            sized = [(cv2.resize(m, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR),
+                      cv2.resize(r, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR).astype(np.float32))
+                     for (_, m, r), (y0, x0, y1, x1) in zip(outputs, prepared.boxes)]
+            amap = self.info.tiling.stitch([m for m, _ in sized], prepared.boxes, h, w).astype(np.float32)
+            recon = np.clip(self.info.tiling.stitch([r for _, r in sized], prepared.boxes, h, w) + 0.5, 0, 255).astype(np.uint8)
+        else:
+            score, amap, recon = outputs[0]
+        if prepared.matrix is not None:  # made in the reference's frame: back onto the part as it lay
+            amap, recon = unwarp(amap, prepared.matrix), unwarp(recon, prepared.matrix)
         if amap.shape != (h, w):
             amap = cv2.resize(amap, (w, h), interpolation=cv2.INTER_LINEAR)
             recon = cv2.resize(recon, (w, h), interpolation=cv2.INTER_LINEAR)
+        confidence = prepared.confidence
         scale = self.info.map_scale
         heat = np.clip((amap - scale["low"]) / max(scale["high"] - scale["low"], 1e-12), 0, 1).astype(np.float32)
-        return Prediction(float(score), self.threshold, amap.astype(np.float32), heat, recon, image, rules=self.info.rules,
-                          alignment_confidence=confidence)
+        # a part not put where the model saw good ones cannot be judged: it ranks above every part
+        unaligned = confidence is not None and not self.info.alignment.aligned(confidence)
+        return Prediction(math.inf if unaligned else float(score), self.threshold, amap.astype(np.float32), heat, recon, image,
+                          rules=self.info.rules, alignment_confidence=confidence, unaligned=unaligned)

@@ -29,7 +29,8 @@ import torch
 from inspector.atomic import write_bytes_atomic
 from inspector.data.images import ImageReadError, ReadReport, read_image
 from inspector.engine import metrics
-from inspector.engine.align import Alignment, build_reference
+from inspector.engine.align import Alignment
+from inspector.engine.tiling import TILE_MIN, Tiling, training_tiles
 from inspector.engine.bundle import MAX_WEIGHT_BYTES, ModelBundle, ModelInfo
 from inspector.engine.decision import ng_mask
 from inspector.engine.device import device_label, limit_threads, select_device
@@ -79,6 +80,8 @@ class TrainConfig:
     threshold_mode: str = ThresholdMode.GOOD_QUANTILE.value  # one of TRAINING_MODES, kept a plain string (checkpoints)
     false_alarm_rate: float = 0.02  # target for good-quantile; the cap for synthetic-f1
     align: bool = False  # turn and move every part onto a reference good part before it is scored (engine/align.py)
+    tile: int | None = None  # score tiles of this many image pixels a side (engine/tiling.py); None: the whole image
+    tile_overlap: float = 0.25  # share of a tile's side its neighbour also covers
     params: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
 
     def __post_init__(self) -> None:
@@ -114,6 +117,13 @@ class TrainConfig:
         for name in ("amp", "augment", "align"):
             if not isinstance(getattr(self, name), bool):
                 raise TrainConfigError(f"{name} must be true or false, got {shown(getattr(self, name))}")
+        if self.tile is not None or self.tile_overlap != 0.25:
+            try:
+                self.tiling()
+            except ValueError as e:
+                raise TrainConfigError(str(e)) from None
+        if self.align and self.tile is not None:
+            raise TrainConfigError("align and tile do not go together: alignment puts whole parts in place, tiles cut large images")
         h = self.holdout_fraction
         if isinstance(h, bool) or not isinstance(h, (int, float)) or not (0.0 < h <= 0.5):
             raise TrainConfigError(f"holdout_fraction must be a number in (0, 0.5], got {shown(h)}")
@@ -129,6 +139,13 @@ class TrainConfig:
             if key in self.params:
                 raise TrainConfigError(f"param '{key}' is a training setting: set it as {key} (--{key.replace('_', '-')}), not as a method parameter")
         self.method_config()
+
+    def tiling(self) -> Tiling | None:
+        """The tiling of these settings (ValueError for a bad tile size or overlap)."""
+        if self.tile is None:
+            Tiling(TILE_MIN, self.tile_overlap)  # checks the overlap alone
+            return None
+        return Tiling(self.tile, self.tile_overlap)
 
     def method_config(self):
         """The method's validated config for these settings (no network is built)."""
@@ -244,15 +261,20 @@ class Trainer:
         torch.manual_seed(c.seed)
         model = self._build_model()
         self.run_key = run_key(c, image_paths, data_info, init_from)
-        images, report = self._load(image_paths)
+        parts, report = self._load(image_paths)
         if report.failed:
             self.on_event(ImagesSkipped(report))
-        if len(images) < 2:
-            raise ValueError(f"training needs at least 2 readable good images, found {len(images)}")
-        alignment = Alignment(build_reference(images)) if c.align else None
-        if alignment is not None:  # trained and calibrated on parts where the predictor will put them
-            images = [alignment.align(im)[0] for im in images]
-        fit_images, holdout_images = self._split(images)
+        if len(parts) < 2:
+            raise ValueError(f"training needs at least 2 readable good images, found {len(parts)}")
+        alignment = None
+        if c.align:  # trained and calibrated on parts where the predictor will put them
+            alignment, aligned = Alignment.fit([p[0] for p in parts])
+            parts = [[x] for x in aligned]
+        fit_parts, holdout = self._split(parts)
+        fit_images = [x for p in fit_parts for x in p]
+        if c.tile is not None:
+            fit_images = training_tiles(fit_images, c.seed)
+        holdout_images = [x for p in holdout for x in p]  # the previews' images
 
         model = model.to(self.device)
         if init_from is not None:
@@ -266,14 +288,16 @@ class Trainer:
             self._fit_once(model, data, holdout_images)
         else:
             self._train(model, data, holdout_images, start_epoch, history)
-        bundle = self._calibrate(model, data, holdout_images)
+        bundle = self._calibrate(model, data, holdout)
         bundle.info.alignment = alignment
+        bundle.info.tiling = c.tiling()
         bundle.info.training = {
             **(data_info or {}),
             "config": asdict(c),
             "device": device_label(self.device),
-            "n_train": len(fit_images),
-            "n_holdout": len(holdout_images),
+            "n_train": len(fit_parts),
+            "n_holdout": len(holdout),
+            **({"n_tiles": len(fit_images)} if c.tile is not None else {}),
             "skipped": [[str(p), r] for p, r in report.failed],
             "duration_s": round(time.perf_counter() - started, 1),
             "final_losses": history[-1] if history else {},
@@ -309,20 +333,24 @@ class Trainer:
                 raise
             raise TrainConfigError(f"method '{c.method}': {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
-    def _load(self, paths: Sequence[Path]) -> tuple[list[np.ndarray], ReadReport]:
-        """Read and resize one file at a time (camera images can be large); bad files are reported."""
+    def _load(self, paths: Sequence[Path]) -> tuple[list[list[np.ndarray]], ReadReport]:
+        """Read and resize one file at a time (camera images can be large); bad files are reported.
+        Each part is its list of model-size inputs: the whole image, or its tiles."""
         c = self.config
-        images, report = [], ReadReport(ok=[], failed=[])
+        tiling = c.tiling()
+        parts, report = [], ReadReport(ok=[], failed=[])
         for path in paths:
             self.cancel.raise_if_cancelled()
             try:
-                images.append(resize_to_model(read_image(path), c.image_size, c.channels))
+                image = read_image(path)
+                pieces = [image] if tiling is None else tiling.cut(image)[0]
+                parts.append([resize_to_model(p, c.image_size, c.channels) for p in pieces])
                 report.ok.append(Path(path))
             except ImageReadError as e:
                 report.failed.append((Path(path), e.reason))
-        return images, report
+        return parts, report
 
-    def _split(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _split(self, images: list) -> tuple[list, list]:
         """Hold out good images for calibration; with very few images, calibrate on the training set."""
         n = len(images)
         n_hold = max(int(round(n * self.config.holdout_fraction)), min(8, n // 4))
@@ -420,11 +448,13 @@ class Trainer:
                     f"lower the learning rate or check --param values" + (f" ({params})" if params else "")
                 )
 
-    def _calibrate(self, model: AnomalyModel, data: torch.Tensor, holdout: list[np.ndarray]) -> ModelBundle:
+    def _calibrate(self, model: AnomalyModel, data: torch.Tensor, holdout_parts: list[list[np.ndarray]]) -> ModelBundle:
         """Statistics of the training images, then threshold and map scale from held-out good
-        images; synthetic defects check localisation."""
+        parts (a tiled part's score is its highest tile's); synthetic defects, painted on one
+        tile of each, check detection and localisation."""
         c = self.config
         self.on_event(TrainProgress(c.epochs, c.epochs, 0, 0, {}, 0.0, 0.0, phase="calibrate"))
+        holdout = [x for p in holdout_parts for x in p]
         batches = [to_tensor(holdout[i : i + 64]) for i in range(0, len(holdout), 64)]
         with eval_mode(model), torch.no_grad():
             if not model.fit_only:  # a fit-only method was fitted on them by _fit_once
@@ -432,9 +462,12 @@ class Trainer:
             model.calibrate(b.to(self.device) for b in batches)
         provisional = ModelInfo(c.method, model.config.to_dict(), Threshold(float("inf"), "uncalibrated"))
         predictor = Predictor(ModelBundle(model, provisional), self.device)
-        good_scores, good_maps = predictor.score_at_model_size(holdout)
+        tile_scores, good_maps = predictor.score_at_model_size(holdout)
+        ends = np.cumsum([len(p) for p in holdout_parts])
+        good_scores = np.array([tile_scores[end - len(p) : end].max() for p, end in zip(holdout_parts, ends)])
         self.cancel.raise_if_cancelled()
-        defects = synthetic_defects(holdout, seed=c.seed)  # always: they also measure detection and localisation
+        # always: they also measure detection and localisation
+        defects = synthetic_defects([p[len(p) // 2] for p in holdout_parts], seed=c.seed)
         bad_scores, bad_maps = predictor.score_at_model_size([d[0] for d in defects])
         masks = [d[1] for d in defects]
 

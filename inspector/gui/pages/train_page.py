@@ -85,6 +85,10 @@ class TrainPage(QWidget):
         self.augment.setToolTip("Flip training images at random: for parts that look the same mirrored")
         self.align = QCheckBox("Align parts")
         self.align.setToolTip("Turn and move every part onto a typical good part before scoring: for parts that are not placed identically")
+        self.tile = QSpinBox(minimum=0, maximum=4096, value=0, singleStep=64, suffix=" px")
+        self.tile.setSpecialValueText("Whole image")
+        self.tile.setToolTip("For large camera images: score tiles of this many image pixels a side at the image size above, "
+                             "so a defect a few pixels wide is not resized away")
         for w in (self.image_size, self.epochs, self.batch_size, self.lr):
             signal = w.currentIndexChanged if isinstance(w, QComboBox) else w.valueChanged
             signal.connect(self._mark_custom)
@@ -138,6 +142,7 @@ class TrainPage(QWidget):
         form.addRow("Seed", self.seed)
         form.addRow("", self.augment)
         form.addRow("", self.align)
+        form.addRow("Tiles", self.tile)
         threshold = QFormLayout()
         threshold.addRow("Threshold", self.threshold_mode)
         threshold.addRow("False alarms", self.false_alarm)
@@ -336,6 +341,7 @@ class TrainPage(QWidget):
             device=self.device.currentData() or "auto",
             augment=self.augment.isChecked(),
             align=self.align.isChecked(),
+            tile=self.tile.value() or None,
             threshold_mode=self.threshold_mode.currentData(),
             false_alarm_rate=self.false_alarm.value() / 100,
             params=params,
