@@ -2,7 +2,14 @@
 to ±SHIFT px and turned by up to ±ANGLE degrees, against the same images unmoved, at each model's
 stored threshold. Each method is trained on the ELPV good cells as bench/quality.py does.
 
-    INSPECTOR_THREADS=1 python bench/shift.py --methods patchcore,padim --image-size 128
+Two views of a cell (``--view``):
+- ``placed`` (default): the camera sees the whole cell on a dark field, ``--margin`` px on each
+  side (as between a module's cells), and the cell moves within the view. Training and test
+  images are all placed so; the copy is written next to ``--data``.
+- ``cropped``: the image is the cell alone (ELPV as shipped); a moved cell leaves the frame and the
+  uncovered border is filled by reflection, content no camera would see.
+
+    INSPECTOR_THREADS=1 python bench/shift.py --methods patchcore,padim --image-size 128 [--align]
 """
 
 from __future__ import annotations
@@ -40,17 +47,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--shift", type=float, default=8.0, help="largest move in pixels of the original image (default 8)")
     parser.add_argument("--angle", type=float, default=3.0, help="largest turn in degrees (default 3)")
     parser.add_argument("--align", action="store_true", help="train the models with alignment (TrainConfig.align)")
+    parser.add_argument("--view", choices=("placed", "cropped"), default="placed", help="see the module docstring (default placed)")
+    parser.add_argument("--margin", type=int, default=24, help="dark field around a placed cell, px of the original image (default 24)")
     return parser.parse_args(argv)
 
 
-def moved(image, rng, shift: float, angle: float):
-    """The image turned about its centre and moved, the uncovered border filled by reflection."""
+def moved(image, rng, shift: float, angle: float, view: str = "placed"):
+    """The image turned about its centre and moved; the uncovered border is the dark field
+    (placed) or a reflection (cropped)."""
     import cv2
 
     h, w = image.shape[:2]
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-angle, angle)), 1.0)
     matrix[:, 2] += rng.uniform(-shift, shift, 2)
-    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    border = cv2.BORDER_CONSTANT if view == "placed" else cv2.BORDER_REFLECT_101
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+
+
+def placed_copy(dataset, out: Path, margin: int):
+    """The good train and test cells, each on a dark field ``margin`` px wide (written once)."""
+    import cv2
+
+    from inspector.data import open_dataset, read_image
+    from inspector.data.datasets import GOOD
+
+    done = out / ".complete"
+    if not done.is_file():
+        for split, samples in (("train", dataset.train), ("test", dataset.test)):
+            folder = out / split / "good"
+            folder.mkdir(parents=True, exist_ok=True)
+            for s in samples:
+                if s.label == GOOD:
+                    cell = read_image(s.path)
+                    cv2.imwrite(str(folder / (s.path.stem + ".png")), cv2.copyMakeBorder(cell, *[margin] * 4, cv2.BORDER_CONSTANT, value=0))
+        done.write_text(f"margin {margin}\n")
+    return open_dataset(out)
 
 
 def measure(bundle, dataset, args) -> dict:
@@ -64,7 +95,7 @@ def measure(bundle, dataset, args) -> dict:
     predictor = Predictor(bundle, args.device)
     good = [read_image(s.path) for s in dataset.test if s.label == GOOD]
     rng = np.random.default_rng(args.seed)
-    shifted = [moved(im, rng, args.shift, args.angle) for im in good]
+    shifted = [moved(im, rng, args.shift, args.angle, args.view) for im in good]
 
     def rate(images) -> float:
         scores = [p.score for i in range(0, len(images), 32) for p in predictor.predict_batch(images[i : i + 32])]
@@ -79,6 +110,8 @@ def main(argv=None) -> int:
     command = command_line()
     threads = apply_threads(args.threads)
     dataset = open_data(args.data)
+    if args.view == "placed":
+        dataset = placed_copy(dataset, args.data.with_name(f"{args.data.name}-placed-{args.margin}"), args.margin)
     machine = machine_info(args.device)
     print(f"command: {command}\n{describe_machine(machine)}", flush=True)
     results, rows = {}, []
@@ -95,6 +128,7 @@ def main(argv=None) -> int:
     print(format_table(rows, columns))
     path = write_results(args.out or default_out("shift"), {"benchmark": "shift", "command": command, "machine": machine,
                                                              "threads": threads, "shift_px": args.shift, "angle_deg": args.angle, "align": args.align,
+                                                             "view": args.view, "margin_px": args.margin,
                                                              "results": results})
     print(f"results: {path}")
     return 0
