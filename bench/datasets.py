@@ -23,6 +23,8 @@ The sets (``SETS``):
 * ``paving``: the herringbone brick paving in the lower part of ``walls-l.png`` from ``mvtb-data``
   (the Machine Vision Toolbox's images, MIT), a 3264 x 2448 colour photograph. Parts are 128 px
   tiles at the photograph's resolution; defects are synthetic. Needs the ``bench`` extra.
+* ``stains``: the same paving tiles with colour stains only (``COLOUR_KINDS``: the hue moves, the
+  brightness stays), to measure what colour adds: a gray model cannot see them.
 
 Tiles of one photograph are split without sharing a pixel between splits: the photograph is cut
 into blocks of two tiles' width, blocks go to train / validation / test by a seeded permutation,
@@ -51,6 +53,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import OUT_DIR
+
+from inspector.data.synthetic import COLOUR_KINDS
 
 _MARKER = "dataset.json"
 _PARTIAL = ".partial"  # written first, so a half-made set is recognised and redone
@@ -120,19 +124,20 @@ def block_tiles(image: np.ndarray, tile: int, seed: int, fractions: tuple[float,
     return out
 
 
-def _write_split(split_root: Path, good: list[np.ndarray], seed: int, prefix: str) -> dict[str, int]:
+def _write_split(split_root: Path, good: list[np.ndarray], seed: int, prefix: str, kinds: tuple[str, ...] | None = None) -> dict[str, int]:
     """Every held-out tile twice: as it is (``test/good``) and with one synthetic defect, the kinds
     in turn (``test/<kind>``, mask in ``ground_truth/<kind>``), so a good tile and its defective
     twin differ only by the defect. Returns counts per folder."""
     from inspector.data import paint_defect
     from inspector.data.synthetic import VISIBLE_KINDS
 
+    kinds = kinds or VISIBLE_KINDS
     rng = np.random.default_rng(seed)
     counts: dict[str, int] = {"good": len(good)}
     for i, tile in enumerate(good):
         stem = f"{prefix}{i:04d}"
         _write_png(split_root / "test" / "good" / f"{stem}.png", tile)
-        kind = VISIBLE_KINDS[i % len(VISIBLE_KINDS)]
+        kind = kinds[i % len(kinds)]
         image, mask = paint_defect(tile, rng, kind)
         _write_png(split_root / "test" / kind / f"{stem}.png", image)
         _write_png(split_root / "ground_truth" / kind / f"{stem}_mask.png", mask)
@@ -140,8 +145,8 @@ def _write_split(split_root: Path, good: list[np.ndarray], seed: int, prefix: st
     return counts
 
 
-def _texture_set(out: Path, image: np.ndarray, tile: int, seed: int, limit: int | None) -> dict:
-    """Tiles of ``image`` as a set with synthetic defects (train/good, test, validation)."""
+def _texture_set(out: Path, image: np.ndarray, tile: int, seed: int, limit: int | None, kinds: tuple[str, ...] | None = None) -> dict:
+    """Tiles of ``image`` as a set with synthetic defects of ``kinds`` (train/good, test, validation)."""
     tiles = block_tiles(image, tile, seed)
     if limit is not None:
         tiles = {k: v[:limit] for k, v in tiles.items()}
@@ -149,8 +154,8 @@ def _texture_set(out: Path, image: np.ndarray, tile: int, seed: int, limit: int 
         _write_png(out / "train" / "good" / f"t{i:04d}.png", t)
     return {
         "train_good": len(tiles[TRAIN]),
-        "test": _write_split(out, tiles[TEST], seed + 1, "t"),
-        "validation": _write_split(out / VALIDATION, tiles[VAL], seed + 2, "v"),
+        "test": _write_split(out, tiles[TEST], seed + 1, "t", kinds),
+        "validation": _write_split(out / VALIDATION, tiles[VAL], seed + 2, "v", kinds),
         "tile_px": tile,
     }
 
@@ -206,11 +211,14 @@ def _paving_available() -> bool:
     return True
 
 
-def _make_paving(out: Path, seed: int, limit: int | None) -> dict:
-    from inspector.data import read_image
+def _make_paving(kinds: tuple[str, ...] | None = None) -> Callable[..., dict]:
+    def make(out: Path, seed: int, limit: int | None) -> dict:
+        from inspector.data import read_image
 
-    image = read_image(_paving_path())
-    return _texture_set(out, image[_PAVING_ROWS[0] : _PAVING_ROWS[1]], 128, seed, limit)
+        image = read_image(_paving_path())
+        return _texture_set(out, image[_PAVING_ROWS[0] : _PAVING_ROWS[1]], 128, seed, limit, kinds)
+
+    return make
 
 
 def _make_elpv(module: str) -> Callable[..., dict]:
@@ -276,7 +284,10 @@ SETS: dict[str, SetInfo] = {
                       _skimage_available("gravel"), _make_skimage("gravel")),
     "paving": SetInfo("paving", "mvtb-data", "MIT (package)",
                       "tiles (128 px, 3x3 per 256 px block) of the herringbone brick paving in mvtb-data's walls-l.png (colour photograph)",
-                      "synthetic", True, _paving_available, _make_paving),
+                      "synthetic", True, _paving_available, _make_paving()),
+    "stains": SetInfo("stains", "mvtb-data", "MIT (package)",
+                      "the paving tiles with colour stains only (hue moved, brightness kept): a test of colour",
+                      "synthetic", True, _paving_available, _make_paving(COLOUR_KINDS)),
 }
 
 

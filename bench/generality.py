@@ -53,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-root", type=Path, default=OUT_DIR, help="where the sets are made (default bench/out)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the sets' splits and synthetic defects (default 0)")
     parser.add_argument("--image-size", type=int, default=64, help="model input size in pixels (default 64)")
+    parser.add_argument("--channels", type=int, choices=(1, 3), default=None, help="1 = gray, 3 = RGB (default: the method's)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's default)")
     parser.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the trainer's default)")
     parser.add_argument("--threshold-mode", default=None, help="good-quantile | synthetic-f1 (default: the trainer's default)")

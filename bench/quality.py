@@ -74,7 +74,7 @@ def train(method: str, args, dataset):
     from inspector.engine.trainer import TrainConfig, Trainer
 
     options = dict(method=method, image_size=args.image_size, seed=args.seed, device=args.device, params=method_params(method, args.param))
-    for key in ("epochs", "batch_size", "threshold_mode", "align"):  # align: bench/shift.py's option
+    for key in ("epochs", "batch_size", "threshold_mode", "align", "channels"):  # align: bench/shift.py's; channels: generality's
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     config = TrainConfig(**options)

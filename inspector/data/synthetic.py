@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 VISIBLE_KINDS = ("scratch", "blob", "perlin", "cutpaste", "crack", "region")  # make_defect_set's: a miss is the model's fault
-DEFECT_KINDS = (*VISIBLE_KINDS, "hairline")  # every painter; a hairline is faint by design
+DEFECT_KINDS = (*VISIBLE_KINDS, "hairline")  # every painter for any image; a hairline is faint by design
+COLOUR_KINDS = ("stain",)  # painters for colour images only: a change of hue that a gray model cannot see
 
 _MIN_STEP = 4  # smaller per-pixel changes are reverted: invisible, and would blur the mask edge
 _MIN_MEAN_CHANGE = 15.0  # a defect must change its pixels this much on average to count
@@ -42,7 +43,9 @@ def paint_defect(
     if kind is None:
         kind = DEFECT_KINDS[int(rng.integers(len(DEFECT_KINDS)))]
     if kind not in _PAINTERS:
-        raise ValueError(f"unknown defect kind {kind!r}; expected one of {DEFECT_KINDS}")
+        raise ValueError(f"unknown defect kind {kind!r}; expected one of {DEFECT_KINDS + COLOUR_KINDS}")
+    if kind in COLOUR_KINDS and not (image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError(f"a {kind} is a change of colour: it needs an RGB image, got {image.shape}")
     work = image.astype(np.float32)
     if work.ndim == 2:
         work = work[:, :, None]
@@ -296,6 +299,20 @@ def _hairline(work: np.ndarray, rng: np.random.Generator, scale: float) -> np.nd
     return _shade(work, alpha, rng, 0.4, 0.85)
 
 
+def _stain(work: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """A colour stain (oil, rust, a coating of the wrong colour): inside a soft blob the hue moves
+    and the brightness stays, so only a colour model can see it."""
+    h, w = work.shape[:2]
+    radius = max(3.0, min(h, w) * rng.uniform(0.08, 0.16) * scale)
+    shape = _fill_polygon((h, w), _irregular_polygon(_random_center(h, w, rng), radius, rng)).astype(np.float32) / 255.0
+    alpha = cv2.GaussianBlur(shape, (0, 0), 1.0)
+    ycc = cv2.cvtColor(np.clip(np.round(work), 0, 255).astype(np.uint8), cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    angle, strength = rng.uniform(0, 2 * np.pi), rng.uniform(25.0, 45.0)
+    ycc[..., 1] += alpha * strength * np.cos(angle)
+    ycc[..., 2] += alpha * strength * np.sin(angle)
+    return cv2.cvtColor(np.clip(ycc, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB).astype(np.float32)
+
+
 def _edge_point(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     t = rng.uniform(0, 1)
     return np.array([(t * w, 0.0), (t * w, h - 1.0), (0.0, t * h), (w - 1.0, t * h)][int(rng.integers(4))])
@@ -320,4 +337,5 @@ _PAINTERS: dict[str, Callable[[np.ndarray, np.random.Generator, float], np.ndarr
     "crack": _crack,
     "region": _region,
     "hairline": _hairline,
+    "stain": _stain,
 }
