@@ -4,12 +4,21 @@ confusion matrix, precision/recall/F1 and the OK/NG marks everywhere follow it l
 "save threshold to model" (a new registry version), and the model's region rules ("save rules
 to model", a new version too). With good images only, synthetic
 defects stand in: the page shows the false-alarm rate on held-out good images and the share
-of synthetic defects caught instead of a confusion matrix of real defects."""
+of synthetic defects caught instead of a confusion matrix of real defects.
+
+A model with region rules is judged here as everywhere else (``engine.decision.decide_with_rules``
+on each image's regions, found in the evaluation's worker): the confusion matrix and the rates at
+the threshold follow the rules; AUROC, the ROC and best F1 rank by the score alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
@@ -25,13 +34,82 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.data.datasets import DEFECT, GOOD, Dataset
+from inspector.data.images import ImageReadError
+from inspector.engine import metrics
 from inspector.engine.analysis import ScoreSet, score_dataset
+from inspector.engine.decision import NG, decide_with_rules
+from inspector.engine.events import CancelToken, Progress
 from inspector.gui.formatting import percent, ratio
+from inspector.gui.session import region_entry
 from inspector.gui.widgets.confusion import ConfusionMatrix
 from inspector.gui.widgets.job_progress import JobProgress
 from inspector.gui.widgets.plots import RocPlot, ScoreHistogram
 from inspector.gui.widgets.region_rules import RegionRulesForm
 from inspector.gui.workers import Job, run_job
+
+if TYPE_CHECKING:
+    from inspector.engine.predictor import Predictor
+    from inspector.engine.regions import RegionRules
+
+RegionEntry = tuple[tuple[float, ...], bool]  # region areas (largest first), map finite: as Session keeps them
+
+
+@dataclasses.dataclass
+class RuleInputs:
+    """What the region rules need of an evaluation, found in its worker: each score-set row's
+    region entry (its order), each scored file's (for the session), and the level and pixel size
+    they were found at (other rules at the same ones judge by the same regions)."""
+
+    rows: list[RegionEntry]
+    by_path: dict[Path, RegionEntry]
+    key: tuple[float, float | None]
+
+
+def region_key(rules: RegionRules | None) -> tuple[float, float | None] | None:
+    """What the regions depend on: the rules' level and pixel size (None: no rules)."""
+    return None if rules is None else (rules.level, rules.pixel_size_mm)
+
+
+class _RegionRecorder:
+    """The predictor as ``score_dataset`` uses it, keeping each scored image's score and region
+    entry in the order the score set lists them (test files come through ``predict_paths``,
+    synthetic defects through ``predict_batch``): the regions are found once, in the worker,
+    instead of scoring the test split a second time."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self._predictor = predictor
+        self.files: list[tuple[Path, float, RegionEntry]] = []
+        self.synthetic: list[tuple[float, RegionEntry]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._predictor, name)
+
+    def predict_paths(self, paths, **kwargs) -> Iterator:
+        for path, result in self._predictor.predict_paths(paths, **kwargs):
+            if not isinstance(result, ImageReadError):
+                self.files.append((path, result.score, region_entry(result)))
+            yield path, result
+
+    def predict_batch(self, images: Sequence[np.ndarray], paths=None) -> list:
+        predictions = self._predictor.predict_batch(images, paths)
+        self.synthetic.extend((p.score, region_entry(p)) for p in predictions)
+        return predictions
+
+
+def evaluate_with_regions(predictor: Predictor, dataset: Dataset, report: Callable[[Progress], None] | None = None,
+                          cancel: CancelToken | None = None) -> tuple[ScoreSet, RuleInputs | None]:
+    """``score_dataset``, and with region rules each image's regions (None without rules)."""
+    rules = predictor.info.rules
+    if rules is None:
+        return score_dataset(predictor, dataset, report, cancel), None
+    recorder = _RegionRecorder(predictor)
+    result = score_dataset(recorder, dataset, report, cancel)
+    labelled = {s.path for s in dataset.test if s.label in (GOOD, DEFECT)}
+    rows = [(score, entry) for path, score, entry in recorder.files if path in labelled] + recorder.synthetic
+    if not np.array_equal(np.array([score for score, _ in rows], dtype=np.float64), result.scores, equal_nan=True):
+        raise RuntimeError("the regions found do not line up with the scores; evaluate again")  # never guess
+    return result, RuleInputs([entry for _, entry in rows], {p: e for p, _, e in recorder.files}, region_key(rules))
 
 
 class EvaluatePage(QWidget):
@@ -45,6 +123,9 @@ class EvaluatePage(QWidget):
         self.scoreset: ScoreSet | None = None
         self.job: Job | None = None
         self._model = None  # the weights the score set belongs to
+        self.rule_inputs: RuleInputs | None = None  # the score set's regions (a model with rules)
+        self._again = False  # evaluate again once the cancelled run has stopped (the rules changed)
+        self._job_key: tuple[float, float | None] | None = None  # where the running job finds regions
 
         self.run_button = QPushButton("Evaluate on the test split")
         self.run_button.setToolTip("Ctrl+E")
@@ -68,6 +149,10 @@ class EvaluatePage(QWidget):
         self.recall = QLabel()
         self.f1 = QLabel()
         self.false_alarms = QLabel()
+        self.rules_note = QLabel()
+        self.rules_note.setObjectName("hint")
+        self.rules_note.setWordWrap(True)
+        self.rules_note.hide()  # shown while the rules decide
         at = QFormLayout()
         at.addRow("Threshold", self.threshold)
         at.addRow("", self.stored)
@@ -119,6 +204,7 @@ class EvaluatePage(QWidget):
         ll = QVBoxLayout(panel)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.at_box)
+        ll.addWidget(self.rules_note)
         ll.addWidget(self.matrix_box, 1)
         ll.addWidget(self.overall_box)
         ll.addWidget(self.rules_form)
@@ -170,13 +256,14 @@ class EvaluatePage(QWidget):
             return None
         self.run_button.setEnabled(False)
         self.header.setText(f"Scoring the {len(dataset.test)} test images of {dataset.name} with {predictor.info.ref}…")
-        self.job = run_job(f"Evaluating {predictor.info.ref}", score_dataset, predictor, dataset, parent=self)
+        self.job = run_job(f"Evaluating {predictor.info.ref}", evaluate_with_regions, predictor, dataset, parent=self)
         self.job_progress.watch(self.job, len(dataset.test))
         self.job.succeeded.connect(self._on_done)
         self.job.failed.connect(self._on_failed)
         self.job.cancelled.connect(lambda: self.header.setText("Evaluation cancelled."))
         self.job.finished.connect(self._on_finished)
         self._model = predictor.model
+        self._job_key = region_key(predictor.info.rules)
         return self.job
 
     def cancel(self) -> None:
@@ -188,13 +275,19 @@ class EvaluatePage(QWidget):
         self.session.error.emit(f"Evaluation failed: {message}")
 
     def _on_finished(self) -> None:
+        if self._again:
+            self._again = False
+            self.evaluate()
         self._update_buttons()
 
-    def _on_done(self, result: ScoreSet) -> None:
+    def _on_done(self, outcome: tuple[ScoreSet, RuleInputs | None]) -> None:
+        result, inputs = outcome
         if self.session.predictor is None or self.session.predictor.model is not self._model:
             return  # the model changed while this ran
-        self.scoreset = result
-        self.session.add_scores(result.scores_by_path)
+        if self.session.rules is not None and (inputs is None or inputs.key != region_key(self.session.rules)):
+            return  # the rules changed how regions are found while this ran (evaluated again: _on_model)
+        self.scoreset, self.rule_inputs = result, inputs
+        self.session.add_scores(result.scores_by_path, inputs.by_path if inputs is not None else None)
         if result.skipped:
             self.session.add_unreadable({p: r for p, r in result.skipped})
         kind = "synthetic defects painted on its held-out good images" if result.synthetic else "defects"
@@ -217,7 +310,6 @@ class EvaluatePage(QWidget):
         self.pixel.setText(ratio(result.pixel_auroc) if result.pixel_auroc is not None else "– (no masks)")
         self.matrix_stack.setCurrentWidget(self.good_only if result.synthetic else self.confusion)
         self.matrix_box.setTitle("Good images only: synthetic defects" if result.synthetic else "Confusion matrix")
-        self.overall_box.setTitle("Whatever the threshold" + (" (synthetic defects)" if result.synthetic else ""))
         self._on_threshold(self.session.threshold)
         self.evaluated.emit(result)
 
@@ -240,7 +332,15 @@ class EvaluatePage(QWidget):
         result = self.scoreset
         if result is None or not math.isfinite(value):
             return
-        m = result.at(value)
+        m = self.metrics_at(value)
+        by_rules = self._by_rules()
+        self.at_box.setTitle("At the current threshold" + (", with the region rules" if by_rules else ""))
+        self.overall_box.setTitle("Whatever the threshold" + (" (synthetic defects)" if result.synthetic else "")
+                                  + (", by score alone" if by_rules else ""))
+        self.rules_note.setText(
+            f"The model's region rules decided these ({self.session.rules.describe()}), as everywhere in the app. "
+            "AUROC, the ROC curve and best F1 rank by the score alone." if by_rules else "")
+        self.rules_note.setVisible(by_rules)
         self.precision.setText(ratio(m.precision))
         self.recall.setText(percent(m.recall))
         self.f1.setText(ratio(m.f1))
@@ -260,8 +360,27 @@ class EvaluatePage(QWidget):
         else:
             self.confusion.set_counts(c)
 
+    def _by_rules(self) -> bool:
+        """Whether the model's region rules decide the figures at the threshold."""
+        return (self.scoreset is not None and self.session.rules is not None and self.rule_inputs is not None
+                and self.rule_inputs.key == region_key(self.session.rules))
+
+    def metrics_at(self, threshold: float) -> metrics.DetectionMetrics:
+        """The score set's figures at ``threshold``; with region rules, those at the threshold
+        (confusion, precision, recall, F1, false alarms) come from the rules' decisions."""
+        m = self.scoreset.at(threshold)
+        if not self._by_rules():
+            return m
+        rules, labels = self.session.rules, self.scoreset.labels
+        ng = np.array([decide_with_rules(score, threshold, areas, rules, finite)[0] == NG
+                       for score, (areas, finite) in zip(self.scoreset.scores.tolist(), self.rule_inputs.rows)], dtype=bool)
+        precision, recall, f1 = metrics.precision_recall_f1(labels, ng)
+        good = labels == 0
+        return dataclasses.replace(m, precision=precision, recall=recall, f1=f1, confusion=metrics.confusion(labels, ng),
+                                   false_alarm_rate=float(ng[good].mean()) if good.any() else math.nan)
+
     def current_metrics(self):
-        return self.scoreset.at(self.session.threshold) if self.scoreset is not None else None
+        return self.metrics_at(self.session.threshold) if self.scoreset is not None else None
 
     def use_best_f1(self) -> None:
         m = self.current_metrics()
@@ -285,6 +404,8 @@ class EvaluatePage(QWidget):
                 "n_good": m.n_good,
                 "n_defect": m.n_defect,
             }
+            if self._by_rules():
+                stats["decided_by_region_rules"] = self.session.rules.describe()
         return self._save_version("threshold", lambda: self.session.save_threshold(stats), self.thresholdSaved)
 
     def save_rules(self, rules):
@@ -312,13 +433,28 @@ class EvaluatePage(QWidget):
         self.rules_form.set_rules(self.session.rules)
         self.rules_form.setEnabled(self.session.predictor is not None)
         model = self.session.predictor.model if self.session.predictor is not None else None
+        rules = self.session.rules
+        running = self.job is not None and self.job.running
+        found = self._job_key if running else (self.rule_inputs.key if self.rule_inputs is not None else None)
         if model is not self._model:
             self._invalidate()
+        elif rules is not None and (running or self.scoreset is not None) and found != region_key(rules):
+            # rules that find regions at another level or pixel size: the figures need them found again
+            self._invalidate()
+            if running:
+                self._again = True  # once the cancelled run has stopped
+            else:
+                self.evaluate()
         self._on_threshold(self.session.threshold)
 
     def _invalidate(self) -> None:
         self.cancel()
         self.scoreset = None
+        self.rule_inputs = None
+        self._again = False
+        self.rules_note.setText("")
+        self.rules_note.hide()
+        self.at_box.setTitle("At the current threshold")
         self._model = self.session.predictor.model if self.session.predictor is not None else None
         self.histogram.set_scores(_empty(), _empty())
         self.roc.set_curve(_empty(), _empty(), math.nan)
@@ -345,7 +481,5 @@ class EvaluatePage(QWidget):
         self.save_button.setEnabled(self.session.threshold_modified)
 
 
-def _empty():
-    import numpy as np
-
+def _empty() -> np.ndarray:
     return np.zeros(0)

@@ -1,5 +1,6 @@
 """The History page: past inspection results from the results store, filtered by time, decision,
-model and feedback; the saved image of a result; operator feedback afterwards; CSV export."""
+model and feedback; the saved image of a result with its stored defect regions outlined (as on
+the Results page) and the rule that decided; operator feedback afterwards; CSV export."""
 
 from __future__ import annotations
 
@@ -96,6 +97,10 @@ class HistoryPage(QWidget):
         self.preview = TitledImage("Saved image", "NG frames (and sampled OK frames) are kept as images")
         self.preview_text = QLabel()
         self.preview_text.setWordWrap(True)
+        self.show_regions = QCheckBox("Regions")
+        self.show_regions.setChecked(True)
+        self.show_regions.setToolTip("Outline the defect regions stored with the result")
+        self.show_regions.toggled.connect(self._draw_regions)
         self.false_alarm_button = QPushButton("Good — false alarm")
         self.confirmed_button = QPushButton("Defect — confirmed")
         self.false_alarm_button.clicked.connect(lambda: self._feedback("false_alarm"))
@@ -112,6 +117,7 @@ class HistoryPage(QWidget):
         sl = QVBoxLayout(side)
         sl.setContentsMargins(0, 0, 0, 0)
         sl.addWidget(self.preview, 1)
+        sl.addWidget(self.show_regions)
         sl.addWidget(self.preview_text)
         buttons = QHBoxLayout()
         buttons.addWidget(self.false_alarm_button)
@@ -230,6 +236,7 @@ class HistoryPage(QWidget):
         self._update_buttons()
         if row is None:
             self.preview.set_image(None)
+            self.preview.view.set_outlines([])
             self.preview_text.setText("")
             return
         image = None
@@ -239,14 +246,24 @@ class HistoryPage(QWidget):
             except Exception as e:  # noqa: BLE001
                 self.preview_text.setText(f"the saved image cannot be read: {e}")
         self.preview.set_image(image)
+        self._draw_regions()
         verdict = FEEDBACK_TEXT.get(row.feedback, "")
         self.preview_text.setText(
             f"<b>{row.decision}</b> score {row.score:.5g} vs threshold {row.threshold:.5g} · {row.model_ref} · "
             f"{row.source} frame {row.frame_name or row.frame_id} · {row.when:%Y-%m-%d %H:%M:%S}"
             + (f" · <i>{verdict}</i>" if verdict else "")
+            + (f"<br>decided by: {html.escape(row.rule)}" if row.rule else "")
+            + (f"<br>{_regions_text(row)}" if row.regions is not None else "")
             + (f"<br><b>not scored</b> (recorded as NG): {html.escape(row.error)}" if row.error else "")
             + ("" if row.image else "<br>(no image kept for this OK frame)")
         )
+
+    def _draw_regions(self) -> None:
+        """The selected result's stored regions on its saved image (both the inspected region's
+        pixels: the store keeps the ROI crop the regions were found on)."""
+        row = self.selected_row()
+        show = row is not None and self.preview.view.has_image() and self.show_regions.isChecked()
+        self.preview.view.set_outlines([r.bbox for r in _stored_regions(row)] if show else [])
 
     def _update_buttons(self) -> None:
         row = self.selected_row()
@@ -285,3 +302,21 @@ class HistoryPage(QWidget):
                 self.export_csv(path)
             except Exception as e:  # noqa: BLE001
                 self.message.emit(f"Could not export: {e}", "error")
+
+
+def _regions_text(row) -> str:
+    """The stored regions in a few words: how many, and the largest in the unit the rules used."""
+    regions = _stored_regions(row)
+    if not regions:
+        return "no defect region"
+    unit = "mm²" if regions[0].area_mm2 is not None else "px"
+    return f"{len(regions)} defect region(s), largest {regions[0].area:.4g} {unit}"
+
+
+def _stored_regions(row) -> list:
+    """``row.region_list()``; a row whose regions cannot be read (edited by hand) shows none."""
+    try:
+        return row.region_list()
+    except (KeyError, TypeError, ValueError) as e:
+        log.warning("result %s: stored regions cannot be read: %s", row.id, e)
+        return []

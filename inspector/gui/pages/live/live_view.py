@@ -1,9 +1,12 @@
-"""The result on screen: the OK/NG banner with the score and the source's state, the storage
-alarm, the frame with the heat map over the inspected region and the region of interest (typed
-or drawn), and the review row: pause on NG and stepping through the recent NG frames."""
+"""The result on screen: the OK/NG banner with the score (and, with region rules, the rule that
+decided) and the source's state, the storage alarm, the frame with the heat map over the
+inspected region, its defect regions outlined (``ImageView.set_outlines``, as on the Results
+page) and the region of interest (typed or drawn), and the review row: pause on NG and stepping
+through the recent NG frames."""
 
 from __future__ import annotations
 
+import html
 import time
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -109,6 +112,20 @@ class FrameView(ImageView):
             self.roiDrawn.emit((round(x0), round(y0), round(x1 - x0), round(y1 - y0)))
 
 
+def frame_outlines(result) -> list[tuple[int, int, int, int]]:
+    """The prediction's defect regions as boxes on the whole frame: found on the inspected region
+    (the ROI crop), so moved by the ROI's corner."""
+    dx, dy = (result.roi[0], result.roi[1]) if result.roi else (0, 0)
+    return [(x + dx, y + dy, w, h) for x, y, w, h in (r.bbox for r in result.prediction.regions)]
+
+
+def regions_text(prediction) -> str:
+    """How many regions and the largest, in the rules' unit (as the Results page says it)."""
+    regions = prediction.regions
+    unit = prediction.rules.unit if prediction.rules is not None else "px"
+    return f"{len(regions)} · largest {regions[0].area:.4g} {unit}" if regions else "none"
+
+
 def describe(result) -> str:
     """The line under the score: frame, time, model, latency, and whether it is stored."""
     when = time.strftime("%H:%M:%S", time.localtime(result.frame.timestamp))
@@ -168,6 +185,12 @@ class LiveView(QWidget):
         self.opacity.setValue(round(100 * opacity))
         self.opacity.setAccessibleName("heat map opacity")
         self.opacity.valueChanged.connect(self._opacity_moved)
+        self.show_regions = QCheckBox("Regions")
+        self.show_regions.setChecked(True)
+        self.show_regions.setToolTip("Outline the defect regions (heat at or above the model's region level)")
+        self.show_regions.toggled.connect(self._redraw)
+        self.regions_label = QLabel("")
+        self.regions_label.setObjectName("hint")
         self.roi_edit = QLineEdit()
         self.roi_edit.setPlaceholderText("whole frame")
         self.roi_edit.setToolTip("Region of interest x,y,w,h in frame pixels; only it is inspected")
@@ -179,6 +202,9 @@ class LiveView(QWidget):
         clear_roi = QPushButton("Whole frame")
         clear_roi.clicked.connect(lambda: self.roiRequested.emit(None))
         under = QHBoxLayout()
+        under.addWidget(self.show_regions)
+        under.addWidget(self.regions_label)
+        under.addSpacing(12)
         under.addWidget(QLabel("Opacity"))
         under.addWidget(self.opacity, 1)
         under.addSpacing(12)
@@ -223,8 +249,12 @@ class LiveView(QWidget):
             return
         self.view.set_image(r.overlay(self.opacity.value() / 100))
         self.view.set_roi(r.roi)
+        # cached on the prediction: the live loop finds them in its inference thread to store them
+        self.view.set_outlines(frame_outlines(r) if self.show_regions.isChecked() else [])
+        self.regions_label.setText(regions_text(r.prediction))
         self.badge.set_decision(r.decision)
-        self.score_label.setText(score_text(r.score, r.threshold, r.decision))
+        rule = f" &nbsp;·&nbsp; {html.escape(r.prediction.reason)}" if r.prediction.rules is not None else ""
+        self.score_label.setText(score_text(r.score, r.threshold, r.decision) + rule)
         self.detail_label.setText(describe(r))
 
     def show_paused(self) -> None:
