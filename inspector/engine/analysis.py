@@ -38,6 +38,9 @@ class ScoreSet:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     pixel_auroc: float | None = None
     ms_per_image: float = float("nan")
+    # with region rules: each score's region areas and map-finite flag (its order), and each scored file's
+    region_entries: list[tuple[tuple[float, ...], bool]] | None = None
+    regions_by_path: dict[Path, tuple[tuple[float, ...], bool]] = field(default_factory=dict)
 
     @property
     def n_good(self) -> int:
@@ -93,6 +96,9 @@ def score_dataset(
         pixel_auroc=ev.pixel_auroc,
         ms_per_image=1000 * elapsed / max(len(ev.rows), 1),
     )
+    if predictor.info.rules is not None:
+        result.region_entries = [r.regions for r in rows]
+        result.regions_by_path = {r.sample.path: r.regions for r in ev.rows}
     if result.n_defect:
         return result
     if not result.n_good:
@@ -114,6 +120,8 @@ def _add_synthetic(result: ScoreSet, predictor, good_paths: list[Path], report, 
         pairs = make_defect_set([images[i] for i in picks], count, seed=seed + start)
         predictions = predictor.predict_batch([image for image, _ in pairs])
         scores += [p.score for p in predictions]
+        if result.region_entries is not None:
+            result.region_entries += [p.region_entry for p in predictions]
         names += [f"synthetic defect on {sources[i]}" for i in picks]
         report(Progress(start + count, n, "scoring synthetic defects"))
     result.labels = np.r_[result.labels, np.ones(len(scores), dtype=np.int64)]

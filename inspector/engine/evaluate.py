@@ -12,7 +12,7 @@ from inspector.data.datasets import DEFECT, GOOD, Dataset, Sample
 from inspector.data.images import ImageReadError, read_image
 from inspector.engine import metrics
 from inspector.engine.events import CancelToken, Progress
-from inspector.engine.predictor import Prediction, Predictor
+from inspector.engine.predictor import Prediction, Predictor, RegionEntry
 
 
 @dataclass
@@ -20,6 +20,7 @@ class ScoredSample:
     sample: Sample
     score: float
     decision: str
+    regions: RegionEntry | None = None  # with region rules: what the rules judge besides the score
 
 
 @dataclass
@@ -66,7 +67,8 @@ def evaluate(
         if isinstance(result, ImageReadError):
             skipped.append((str(path), result.reason))
             continue
-        rows.append(ScoredSample(sample, result.score, result.decision))
+        entry = result.region_entry if predictor.info.rules is not None else None
+        rows.append(ScoredSample(sample, result.score, result.decision, entry))
         if with_masks and (sample.mask_path is not None or sample.label == GOOD):
             try:  # good images count as all-negative pixels, as in the MVTec AD protocol
                 mask = read_image(sample.mask_path, channels=1) if sample.mask_path else None

@@ -28,6 +28,9 @@ from inspector.engine.regions import DEFAULT_LEVEL, Region, RegionRules, find_re
 from inspector.models.base import eval_mode
 
 
+RegionEntry = tuple[tuple[float, ...], bool]  # region areas, largest first; whether the map was finite
+
+
 @dataclass
 class Prediction:
     score: float
@@ -63,6 +66,12 @@ class Prediction:
         if self.rules is None:
             return decide_with_rules(self.score, threshold, (), None)
         return decide_with_rules(self.score, threshold, [r.area for r in self.regions], self.rules, self.map_finite)
+
+    @property
+    def region_entry(self) -> RegionEntry:
+        """What a decision by region rules needs of this prediction besides its score, as the
+        app keeps it per file: the region areas (largest first) and whether the map was finite."""
+        return tuple(r.area for r in self.regions), self.map_finite
 
     @cached_property
     def map_finite(self) -> bool:

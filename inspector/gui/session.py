@@ -186,13 +186,9 @@ class Session(QObject):
     # --- scores -------------------------------------------------------------------------------
     def add_scores(self, scores: dict[Path, float], regions: dict[Path, tuple[tuple[float, ...], bool]] | None = None) -> None:
         """Scores of the loaded model; ``regions``: with rules, the files' region areas and
-        whether their maps were finite (``region_entry``)."""
+        whether their maps were finite (``Prediction.region_entry``)."""
         if scores or regions:
             self.scores.update({Path(p): float(s) for p, s in scores.items()})
             self.region_areas.update({Path(p): r for p, r in (regions or {}).items()})
             self.scoresChanged.emit()
 
-
-def region_entry(prediction) -> tuple[tuple[float, ...], bool]:
-    """What the session keeps of a prediction's regions for ``Session.decision``."""
-    return tuple(r.area for r in prediction.regions), prediction.map_finite

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,14 +34,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.data.datasets import DEFECT, GOOD, Dataset
-from inspector.data.images import ImageReadError
+from inspector.data.datasets import Dataset
 from inspector.engine import metrics
 from inspector.engine.analysis import ScoreSet, score_dataset
 from inspector.engine.decision import NG, decide_with_rules
 from inspector.engine.events import CancelToken, Progress
 from inspector.gui.formatting import percent, ratio
-from inspector.gui.session import region_entry
 from inspector.gui.widgets.confusion import ConfusionMatrix
 from inspector.gui.widgets.job_progress import JobProgress
 from inspector.gui.widgets.plots import RocPlot, ScoreHistogram
@@ -49,10 +47,8 @@ from inspector.gui.widgets.region_rules import RegionRulesForm
 from inspector.gui.workers import Job, run_job
 
 if TYPE_CHECKING:
-    from inspector.engine.predictor import Predictor
+    from inspector.engine.predictor import Predictor, RegionEntry
     from inspector.engine.regions import RegionRules
-
-RegionEntry = tuple[tuple[float, ...], bool]  # region areas (largest first), map finite: as Session keeps them
 
 
 @dataclasses.dataclass
@@ -71,45 +67,13 @@ def region_key(rules: RegionRules | None) -> tuple[float, float | None] | None:
     return None if rules is None else (rules.level, rules.pixel_size_mm)
 
 
-class _RegionRecorder:
-    """The predictor as ``score_dataset`` uses it, keeping each scored image's score and region
-    entry in the order the score set lists them (test files come through ``predict_paths``,
-    synthetic defects through ``predict_batch``): the regions are found once, in the worker,
-    instead of scoring the test split a second time."""
-
-    def __init__(self, predictor: Predictor) -> None:
-        self._predictor = predictor
-        self.files: list[tuple[Path, float, RegionEntry]] = []
-        self.synthetic: list[tuple[float, RegionEntry]] = []
-
-    def __getattr__(self, name: str):
-        return getattr(self._predictor, name)
-
-    def predict_paths(self, paths, **kwargs) -> Iterator:
-        for path, result in self._predictor.predict_paths(paths, **kwargs):
-            if not isinstance(result, ImageReadError):
-                self.files.append((path, result.score, region_entry(result)))
-            yield path, result
-
-    def predict_batch(self, images: Sequence[np.ndarray], paths=None) -> list:
-        predictions = self._predictor.predict_batch(images, paths)
-        self.synthetic.extend((p.score, region_entry(p)) for p in predictions)
-        return predictions
-
-
 def evaluate_with_regions(predictor: Predictor, dataset: Dataset, report: Callable[[Progress], None] | None = None,
                           cancel: CancelToken | None = None) -> tuple[ScoreSet, RuleInputs | None]:
     """``score_dataset``, and with region rules each image's regions (None without rules)."""
-    rules = predictor.info.rules
-    if rules is None:
-        return score_dataset(predictor, dataset, report, cancel), None
-    recorder = _RegionRecorder(predictor)
-    result = score_dataset(recorder, dataset, report, cancel)
-    labelled = {s.path for s in dataset.test if s.label in (GOOD, DEFECT)}
-    rows = [(score, entry) for path, score, entry in recorder.files if path in labelled] + recorder.synthetic
-    if not np.array_equal(np.array([score for score, _ in rows], dtype=np.float64), result.scores, equal_nan=True):
-        raise RuntimeError("the regions found do not line up with the scores; evaluate again")  # never guess
-    return result, RuleInputs([entry for _, entry in rows], {p: e for p, _, e in recorder.files}, region_key(rules))
+    result = score_dataset(predictor, dataset, report, cancel)
+    if result.region_entries is None:
+        return result, None
+    return result, RuleInputs(result.region_entries, result.regions_by_path, region_key(predictor.info.rules))
 
 
 class EvaluatePage(QWidget):

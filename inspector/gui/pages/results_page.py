@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 from inspector.data.datasets import DEFECT, GOOD
 from inspector.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image
 from inspector.engine.decision import NG, OK
-from inspector.gui.session import region_entry
 from inspector.gui.settings import Settings
 from inspector.gui.widgets.decision import decision_color
 from inspector.gui.widgets.filter_proxy import KeyFilterProxy
@@ -317,7 +316,7 @@ class ResultsPage(QWidget):
         while len(self.cache) > CACHE:
             self.cache.popitem(last=False)
         if path in self.model.row_of and self.session.rules is not None and path not in self.session.region_areas:
-            self.session.add_scores({path: value.score}, {path: region_entry(value)})
+            self.session.add_scores({path: value.score}, {path: value.region_entry})
         elif path in self.model.row_of and self.session.scores.get(path) != value.score:
             self.session.add_scores({path: value.score})
         if path == self.current:
@@ -362,7 +361,7 @@ class ResultsPage(QWidget):
                 else:
                     chunk[path] = result.score
                     if with_rules:  # the rules need the regions: found here, off the GUI thread
-                        regions[path] = region_entry(result)
+                        regions[path] = result.region_entry
                 if len(chunk) >= 32:
                     report(("scores", chunk, regions))
                     chunk, regions = {}, {}
