@@ -356,7 +356,7 @@ def test_a_schema_1_database_is_migrated_keeping_its_rows(tmp_path):
     """)
     con.close()
     store = ResultsStore(db)
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     old = store.get(1)
     assert (old.frame_id, old.model_ref, old.score, old.decision, old.feedback, old.error) == (7, "line@v3", 0.5, "NG", "confirmed", None)
     new_id = store.record(source="s", frame_id=8, model="line", model_version=3, score=float("nan"), threshold=0.4, decision="OK")

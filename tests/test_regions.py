@@ -287,7 +287,7 @@ def test_a_schema_2_database_migrates_to_3_keeping_its_rows(tmp_path):
     assert readonly.get(1).regions is None and readonly.get(1).rule is None
     readonly.close()
     store = ResultsStore(db)
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     old = store.get(1)
     assert (old.frame_id, old.model_ref, old.score, old.decision, old.regions) == (7, "line@v3", 0.5, "NG", None)
     new = store.get(store.record(source="s", frame_id=8, model="line", model_version=3, score=0.1, threshold=0.4,

@@ -39,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     lv.add_argument("--device", default="auto")
     lv.add_argument("--verbose", action="store_true", help="print every result, not only NG ones")
     lv.add_argument("--json", action="store_true", help="one JSON object per line: results, source states, a summary")
+    lv.add_argument("--sink", action="append", default=[], metavar="URL",
+                    help="send every verdict to a line output (repeatable): mqtt://HOST:PORT/TOPIC, http://HOST:PORT/PATH; "
+                         "see docs/line-outputs.md")
+    lv.add_argument("--station", default="station", help="the station's name in every verdict message (default: station)")
+    lv.add_argument("--sink-drain", type=number_in(float, 0.0, 3600.0), default=10.0, metavar="S",
+                    help="at the end, wait up to S seconds for the line outputs to deliver what is waiting (default 10; "
+                         "the rest is delivered at the next start)")
     lv.set_defaults(func=cmd_live)
 
 
@@ -118,9 +125,14 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     def stats_line(s) -> str:
         problems = (f", {s.unsaved} NOT STORED" if s.unsaved else "") + (f", {s.unjudged} not judged" if s.unjudged else "")
-        return (f"inspected {s.inspected}, NG {s.ng} ({100 * s.ng_rate:.1f} %){problems}, {s.fps:.1f} fps, latency p50 "
+        line = (f"inspected {s.inspected}, NG {s.ng} ({100 * s.ng_rate:.1f} %){problems}, {s.fps:.1f} fps, latency p50 "
                 f"{s.latency_p50_ms:.0f} ms p95 {s.latency_p95_ms:.0f} ms, dropped {s.dropped}, model {s.model}, "
                 f"source {s.source_state}")
+        for sink in controller.line_status():
+            health = f"DOWN: {sink.last_error}" if sink.down_since is not None else "up"
+            line += (f"\n  sink {sink.key}: {health}, delivered {sink.delivered}, backlog {sink.backlog}, "
+                     f"latency p50 {sink.latency_p50_ms:.0f} ms p95 {sink.latency_p95_ms:.0f} ms")
+        return line
 
     previous = None
     try:  # SIGTERM (a service manager stopping the line PC's app) stops as cleanly as Ctrl-C
@@ -131,14 +143,22 @@ def cmd_live(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"live inspection of {source.description} with {predictor.info.ref}"
               f"{' (following its version in use)' if follow else ''}; results -> {store.path}", file=sys.stderr)
-    live = controller.start(source, predictor, roi, follow=follow, max_frames=args.max_frames,
-                            on_result=on_result, on_state=on_state, on_error=on_error)
+    try:
+        live = controller.start(source, predictor, roi, follow=follow, max_frames=args.max_frames,
+                                on_result=on_result, on_state=on_state, on_error=on_error, sinks=args.sink, station=args.station)
+    except ValueError as e:  # a sink that names nothing usable
+        controller.close()
+        raise CliError(str(e)) from None
     last = time.monotonic()
+    sinks_left = []
     try:
         while not live.finished.wait(0.25):
             if not args.json and args.stats_every and time.monotonic() - last >= args.stats_every:
                 last = time.monotonic()
                 print(stats_line(live.stats()), file=sys.stderr, flush=True)
+        if controller.outputs is not None and not controller.outputs.drain(args.sink_drain):
+            sinks_left = [f"{s.key} ({s.backlog + s.unstored_waiting} waiting)" for s in controller.line_status()
+                          if s.backlog or s.unstored_waiting]
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -161,6 +181,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         if s.unsaved:
             print(f"{s.unsaved} results NOT stored (latest: {s.store_alarm})", file=sys.stderr)
         print(f"results in {store.path}", file=sys.stderr)
+        if sinks_left:
+            print(f"not yet delivered, sent at the next start: {', '.join(sinks_left)}", file=sys.stderr)
     if live.fatal is not None and not interrupted:
         print(f"error: {live.fatal.message}", file=sys.stderr)
     return code

@@ -44,6 +44,7 @@ from inspector.engine.results_store import ResultsStore, StoreError
 
 if TYPE_CHECKING:  # torch: imported by whoever makes the predictor, not by parse_roi's callers
     from inspector.engine.predictor import Prediction, Predictor
+    from inspector.engine.sinks import LineOutputs
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +252,13 @@ class LiveInspector:
         on_paused: Callable[[LiveResult | None], None] | None = None,
         cancel: CancelToken | None = None,
         stats_window: int = 300,
+        outputs: LineOutputs | None = None,
     ) -> None:
+        if outputs is not None and store is None:
+            raise ValueError("line outputs deliver from the results store: give a store too")
         self.source = source
         self.store = store
+        self.outputs = outputs
         self.roi = roi
         self.max_frames = max_frames
         self.pause_on_ng = pause_on_ng
@@ -430,6 +435,8 @@ class LiveInspector:
     def _state_changed(self, change: StateChange) -> None:
         with self._stats_lock:
             self._stats.source_state, self._stats.source_message = change.state.value, change.message
+        if self.outputs is not None:
+            self.outputs.set_state("source-lost" if change.state in (SourceState.LOST, SourceState.ENDED) else "ready")
         if self.on_state is not None:
             try:
                 self.on_state(change)
@@ -502,11 +509,15 @@ class LiveInspector:
                           stored=record_id is not None, store_error=store_error)
 
     def _store(self, frame: Frame, **fields) -> tuple[int | None, str | None]:
-        """Commit one row: (id, None), or (None, why) after counting and reporting the failure."""
+        """Commit one row: (id, None), or (None, why) after counting and reporting the failure.
+        The line outputs send a committed row from the outbox, and an uncommitted one from memory."""
         try:
-            return self.store.record(source=frame.source, frame_id=frame.frame_id, frame_name=frame.name,
-                                     timestamp=frame.timestamp, latency_ms=(time.perf_counter() - frame.captured) * 1000,
-                                     **fields), None
+            row_id = self.store.record(source=frame.source, frame_id=frame.frame_id, frame_name=frame.name,
+                                       timestamp=frame.timestamp, latency_ms=(time.perf_counter() - frame.captured) * 1000,
+                                       **fields)
+            if self.outputs is not None:
+                self.outputs.stored()
+            return row_id, None
         except Exception as e:  # noqa: BLE001 — e.g. disk full: count it, say so, keep inspecting
             message = str(e) if isinstance(e, StoreError) else \
                 f"result of frame {frame.frame_id} not stored: {type(e).__name__}: {e}"
@@ -515,7 +526,17 @@ class LiveInspector:
                 self._stats.unsaved += 1
                 self._stats.store_alarm = message
             self._error(LiveError(message, frame.frame_id, e, kind=kind))
+            if self.outputs is not None:
+                self._send_unstored(frame, fields, message)
             return None, message
+
+    def _send_unstored(self, frame: Frame, fields: dict, why: str) -> None:
+        from inspector.engine.sinks.message import unstored_verdict
+
+        self.outputs.unstored(unstored_verdict(
+            self.outputs.station, frame_id=frame.frame_id, frame_name=frame.name, source=frame.source, timestamp=frame.timestamp,
+            model=fields["model"], model_version=fields["model_version"], score=fields["score"], threshold=fields["threshold"],
+            decision=fields["decision"], why=why, error=fields.get("error"), rule=fields.get("rule")))
 
     def _unjudged(self, frame: Frame, name: str, version: int, roi: Roi | None, message: str, kind: str,
                   exception: BaseException | None = None, region: np.ndarray | None = None,

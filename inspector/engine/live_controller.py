@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from inspector.engine.predictor import Predictor
     from inspector.engine.registry import Entry, ModelRegistry
     from inspector.engine.retrain import RetrainData, RetrainResult
+    from inspector.engine.sinks import LineOutputs, SinkStatus
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class LiveController:
         self.model_name = ""  # the registry name lineage, pool, retrain and promote are about
         self.store: ResultsStore | None = None
         self.live: LiveInspector | None = None
+        self.outputs: LineOutputs | None = None  # the run's line outputs (sinks)
 
     # --- the registry and the model in use ----------------------------------------------------------
     def registry(self) -> ModelRegistry:
@@ -182,28 +184,45 @@ class LiveController:
         on_result: Callable[[LiveResult], None] | None = None,
         on_state: Callable[[Any], None] | None = None,
         on_error: Callable[[LiveError], None] | None = None,
+        sinks: Sequence[str] = (),
+        station: str = "station",
     ) -> LiveInspector:
         """Start inspecting ``source`` with ``predictor`` into the store (opened if needed); returns
-        at once. ``follow``: a registry name whose version in use the run swaps to when it changes."""
+        at once. ``follow``: a registry name whose version in use the run swaps to when it changes.
+        ``sinks``: line outputs (``engine.sinks.open_sink`` URLs) that get every verdict, from
+        where each stopped last time; ValueError for a bad one, before anything starts."""
         from inspector.engine.live import LiveInspector
+        from inspector.engine.sinks import LineOutputs
 
         if self.running:
             raise RuntimeError("live inspection is running already; stop it first")
         if follow:
             self.model_name = follow
-        self.live = LiveInspector(source, predictor, self.open_store(), roi=roi, max_frames=max_frames,
+        store = self.open_store()
+        self.outputs = LineOutputs.open(list(sinks), store, station) if sinks else None
+        if self.outputs is not None:
+            self.outputs.start()
+        self.live = LiveInspector(source, predictor, store, roi=roi, max_frames=max_frames,
                                   pause_on_ng=pause_on_ng, keep_recent_ng=keep_recent_ng,
-                                  on_result=on_result, on_state=on_state, on_error=on_error)
+                                  on_result=on_result, on_state=on_state, on_error=on_error, outputs=self.outputs)
         if follow:
             self.live.follow_registry(self.registry(), follow, interval_s=follow_interval_s, device=self.device)
         return self.live.start()
 
     def stop(self, timeout: float = 5.0) -> LiveStats | None:
-        """Stop the run (the frame being scored is committed first); its final figures."""
+        """Stop the run (the frame being scored is committed first; the line outputs get a
+        moment to deliver what is waiting, the rest stays in the outbox); its final figures."""
         if self.live is None:
             return None
         self.live.stop(timeout=timeout)
+        if self.outputs is not None:
+            self.outputs.stop()
+            self.outputs = None
         return self.live.stats()
+
+    def line_status(self) -> list[SinkStatus]:
+        """Each line output's state, backlog and latency (empty without sinks)."""
+        return self.outputs.status() if self.outputs is not None else []
 
     def close(self) -> None:
         """Stop the run and close the store (the window closes, the command ends)."""

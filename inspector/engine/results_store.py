@@ -48,7 +48,8 @@ from inspector.engine.regions import Region
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 2: score and threshold may be NULL (not a number), an ``error`` column; 3: ``regions``, ``rule``
+SCHEMA_VERSION = 4  # 2: score and threshold may be NULL (not a number), an ``error`` column; 3: ``regions``, ``rule``;
+# 4: the outbox's ``deliveries`` (each line output's place in the results) and ``store_meta`` (the store's id)
 FEEDBACK_VALUES = ("false_alarm", "confirmed")  # "good — false alarm", "defect — confirmed"
 DECISIONS = ("OK", "NG")
 
@@ -76,6 +77,21 @@ CREATE TABLE IF NOT EXISTS inspections (
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (time);
 CREATE INDEX IF NOT EXISTS inspections_decision ON inspections (decision, time);
 CREATE INDEX IF NOT EXISTS inspections_model ON inspections (model, model_version, time);
+"""
+
+
+# The outbox: every committed result is a verdict to deliver; each line output (sink) keeps the
+# id of the newest result it delivered and had acknowledged, so it resumes there after a kill.
+_OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    sink     TEXT    PRIMARY KEY,   -- the sink's address (the same address resumes where it stopped)
+    last_id  INTEGER NOT NULL,      -- the newest result delivered and acknowledged, in id order
+    updated  REAL    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS store_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL             -- 'store_id': makes verdict ids unique across stores
+);
 """
 
 
@@ -258,8 +274,9 @@ class ResultsStore:
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inspections'").fetchone() is not None
                 # 1 → 2 rebuilds the table as it is now (schema 3 included); 2 → 3 adds the columns
                 script = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3}.get(version, _SCHEMA) if has_table else _SCHEMA
-                for statement in _statements(script):
+                for statement in _statements(script) + _statements(_OUTBOX_SCHEMA):
                     self._db.execute(statement)
+                self._db.execute("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex[:12],))
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._db.execute("COMMIT")
             except BaseException:
@@ -356,6 +373,48 @@ class ResultsStore:
             raise StoreError(f"feedback on result {row_id} not stored: the database {self.path.name} failed: {e}",
                              "database") from e
         return self.get(row_id)
+
+    # --- the outbox --------------------------------------------------------------------------
+    @property
+    def store_id(self) -> str:
+        """This database's own id (made once): verdict ids are ``<store_id>:<result id>``."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM store_meta WHERE key = 'store_id'").fetchone()
+        if row is None:
+            raise StoreError(f"{self.path} has no store id (opened read-only before schema 4?)")
+        return str(row[0])
+
+    def open_delivery(self, sink: str) -> int:
+        """The id of the newest result ``sink`` has delivered. A sink seen for the first time
+        starts after the newest result stored now (it is committed before any frame of the run
+        is stored, so nothing from then on can be missed)."""
+        try:
+            with self._lock:
+                self._db.execute("INSERT OR IGNORE INTO deliveries (sink, last_id, updated) "
+                                 "SELECT ?, COALESCE(MAX(id), 0), ? FROM inspections", (sink, time.time()))
+                return int(self._db.execute("SELECT last_id FROM deliveries WHERE sink = ?", (sink,)).fetchone()[0])
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the outbox of {sink} in {self.path.name}: {e}", "database") from e
+
+    def pending(self, after_id: int, limit: int = 64) -> list[InspectionRow]:
+        """Results after ``after_id``, oldest first: what a sink at that place delivers next."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM inspections WHERE id > ? ORDER BY id LIMIT ?", (int(after_id), int(limit))).fetchall()
+        return [_row(r) for r in rows]
+
+    def acknowledge(self, sink: str, row_id: int) -> None:
+        """``sink`` delivered every result up to ``row_id`` and had it acknowledged."""
+        try:
+            with self._lock:
+                self._db.execute("UPDATE deliveries SET last_id = ?, updated = ? WHERE sink = ? AND last_id < ?",
+                                 (int(row_id), time.time(), sink, int(row_id)))
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot record the delivery of result {row_id} to {sink}: {e}", "database") from e
+
+    def backlog(self, after_id: int) -> int:
+        """How many results are stored after ``after_id`` (a sink's undelivered verdicts)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM inspections WHERE id > ?", (int(after_id),)).fetchone()[0])
 
     # --- reading -------------------------------------------------------------------------------
     def get(self, row_id: int) -> InspectionRow:

@@ -1,0 +1,53 @@
+"""What every line output (sink) is: it sends one verdict and returns only once the receiver has
+acknowledged it, or raises ``SinkError``. Ordering, retries, back-off, the durable outbox and the
+figures are ``engine.sinks.delivery``'s, the same for every protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+
+class SinkError(Exception):
+    """A verdict was not delivered (one line: receiver down, refused, no acknowledgement)."""
+
+
+class Sink:
+    """One receiver. ``url`` names it; ``key`` (the URL without a password) is where its place in
+    the outbox is kept, so the same sink resumes where it stopped."""
+
+    scheme: str = ""
+    default_port: int = 0
+
+    def __init__(self, url: str, station: str) -> None:
+        self.url = url
+        self.station = station
+        self.parts: SplitResult = urlsplit(url)
+        if "#" in url:
+            raise ValueError(f"sink {url!r}: a '#' is not allowed (an MQTT wildcard cannot be published to)")
+        if not self.parts.hostname:
+            raise ValueError(f"sink {url!r} names no host (e.g. {self.scheme}://127.0.0.1:{self.default_port}/...)")
+        try:
+            self.port = self.parts.port or self.default_port
+        except ValueError:
+            raise ValueError(f"sink {url!r}: the port is not a number from 1 to 65535") from None
+        self.host = self.parts.hostname
+
+    @property
+    def key(self) -> str:
+        p = self.parts
+        netloc = f"{p.hostname}:{self.port}" if p.hostname else p.netloc
+        return urlunsplit((p.scheme, netloc, p.path, p.query, ""))
+
+    def start(self) -> None:
+        """Connect or start serving (returns at once; a receiver that is down is retried)."""
+
+    def send(self, message: dict[str, Any], timeout: float) -> None:
+        """Deliver one verdict and wait for its acknowledgement (SinkError otherwise)."""
+        raise NotImplementedError
+
+    def set_state(self, state: str) -> None:
+        """The station's state (``message.STATION_STATES``), where the protocol shows one."""
+
+    def close(self) -> None:
+        """Disconnect or stop serving; the station shows as offline where the protocol can."""
