@@ -4,8 +4,9 @@ figures are ``engine.sinks.delivery``'s, the same for every protocol."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
 
 
 class SinkError(Exception):
@@ -18,6 +19,7 @@ class Sink:
 
     scheme: str = ""
     default_port: int = 0
+    on_trigger: Callable[[], None] | None = None  # set by LineOutputs: the line asks for the next part to be inspected
 
     def __init__(self, url: str, station: str) -> None:
         self.url = url
@@ -32,6 +34,11 @@ class Sink:
         except ValueError:
             raise ValueError(f"sink {url!r}: the port is not a number from 1 to 65535") from None
         self.host = self.parts.hostname
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        """A ``?name=value`` option of the URL (the last one given)."""
+        values = parse_qs(self.parts.query, keep_blank_values=True).get(name)
+        return values[-1] if values else default
 
     @property
     def key(self) -> str:
@@ -48,6 +55,11 @@ class Sink:
 
     def set_state(self, state: str) -> None:
         """The station's state (``message.STATION_STATES``), where the protocol shows one."""
+
+    def trigger(self) -> None:
+        """The line asked for a part to be inspected (a sink that takes triggers calls this)."""
+        if self.on_trigger is not None:
+            self.on_trigger()
 
     def close(self) -> None:
         """Disconnect or stop serving; the station shows as offline where the protocol can."""
