@@ -17,10 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                f"stored (disk full, database locked, images folder not writable); {EXIT_NOT_JUDGED} some "
                                f"frames could not be scored (stored as NG with the reason); {EXIT_ERROR} an error (e.g. the "
                                f"ROI does not fit in the frames); 130 interrupted")
-    lv.add_argument("--source", required=True, metavar="SOURCE",
+    lv.add_argument("--source", metavar="SOURCE",
                     help="camera index (0), stream URL (rtsp://, http://), video file, a folder to watch for new images, "
                          "or sim:FOLDER (a simulated line: the folder's images fed at --fps parts per second, default 2)")
-    lv.add_argument("--model", required=True, metavar="MODEL", help="registry name (follows promote/rollback), name@vN, or model file")
+    lv.add_argument("--model", metavar="MODEL", help="registry name (follows promote/rollback), name@vN, or model file")
+    lv.add_argument("--station", metavar="FILE", help="a station file (TOML: name, source, model, roi, trigger, sinks); "
+                    "options given here override it")
     lv.add_argument("--db", metavar="PATH", help="results database (default: results/results.sqlite in the data folder)")
     lv.add_argument("--max-frames", type=number_in(int, 1, None), metavar="N", help="stop after N frames (at least 1)")
     lv.add_argument("--roi", type=roi_arg, metavar="x,y,w,h",
@@ -42,7 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lv.add_argument("--sink", action="append", default=[], metavar="URL",
                     help="send every verdict to a line output (repeatable): mqtt://HOST:PORT/TOPIC, http://HOST:PORT/PATH; "
                          "see docs/line-outputs.md")
-    lv.add_argument("--station", default="station", help="the station's name in every verdict message (default: station)")
+    lv.add_argument("--station-name", metavar="NAME", help="the station's name in every verdict message (default: the station "
+                    "file's, else 'station')")
+    lv.add_argument("--trigger", choices=("free", "line"), default=None,
+                    help="free: inspect every frame (default); line: one part per trigger from a line output (PLC)")
     lv.add_argument("--sink-drain", type=number_in(float, 0.0, 3600.0), default=10.0, metavar="S",
                     help="at the end, wait up to S seconds for the line outputs to deliver what is waiting (default 10; "
                          "the rest is delivered at the next start)")
@@ -68,11 +73,26 @@ def cmd_live(args: argparse.Namespace) -> int:
     from inspector.data.sources import SourceState
     from inspector.engine.live import parse_roi
     from inspector.engine.live_controller import ErrorThrottle, LiveController, registry_name
+    from inspector.engine.station import Station, StationError
 
+    station = Station()
+    if args.station:
+        try:
+            station = Station.load(args.station)
+        except StationError as e:
+            raise CliError(str(e)) from None
+    args.source = args.source if args.source is not None else station.source
+    args.model = args.model if args.model is not None else station.model
+    if not args.source or not args.model:
+        raise CliError("live needs --source and --model (or a --station file that gives them)")
+    args.fps = args.fps if args.fps is not None else station.fps
+    trigger = args.trigger or station.trigger
+    sinks = station.sinks + args.sink
+    name = args.station_name or station.name
     try:
-        roi = parse_roi(args.roi)  # already checked by the parser; kept for callers that build args by hand
+        roi = parse_roi(args.roi if args.roi is not None else station.roi)  # the parser checked --roi already
     except ValueError as e:
-        raise CliError(str(e)) from None
+        raise CliError(f"{args.station}: {e}" if args.roi is None and args.station else str(e)) from None
     controller = LiveController(open_registry(), store_path=args.db, device=args.device, save_ok_every=args.save_ok_every,
                                 synchronous="FULL" if args.durable else "NORMAL")
     predictor = controller.load(args.model)
@@ -145,7 +165,8 @@ def cmd_live(args: argparse.Namespace) -> int:
               f"{' (following its version in use)' if follow else ''}; results -> {store.path}", file=sys.stderr)
     try:
         live = controller.start(source, predictor, roi, follow=follow, max_frames=args.max_frames,
-                                on_result=on_result, on_state=on_state, on_error=on_error, sinks=args.sink, station=args.station)
+                                on_result=on_result, on_state=on_state, on_error=on_error, sinks=sinks, station=name,
+                                triggered=trigger == "line")
     except ValueError as e:  # a sink that names nothing usable
         controller.close()
         raise CliError(str(e)) from None

@@ -186,11 +186,13 @@ class LiveController:
         on_error: Callable[[LiveError], None] | None = None,
         sinks: Sequence[str] = (),
         station: str = "station",
+        triggered: bool = False,
     ) -> LiveInspector:
         """Start inspecting ``source`` with ``predictor`` into the store (opened if needed); returns
         at once. ``follow``: a registry name whose version in use the run swaps to when it changes.
         ``sinks``: line outputs (``engine.sinks.open_sink`` URLs) that get every verdict, from
-        where each stopped last time; ValueError for a bad one, before anything starts."""
+        where each stopped last time; ValueError for a bad one, before anything starts.
+        ``triggered``: one frame per trigger from the sinks (a PLC's trigger), not free-running."""
         from inspector.engine.live import LiveInspector
         from inspector.engine.sinks import LineOutputs
 
@@ -198,10 +200,16 @@ class LiveController:
             raise RuntimeError("live inspection is running already; stop it first")
         if follow:
             self.model_name = follow
+        if triggered and not sinks:
+            raise ValueError("a triggered station needs a line output that takes triggers (--sink opcua://, modbus://, mqtt://)")
         store = self.open_store()
         self.outputs = LineOutputs.open(list(sinks), store, station) if sinks else None
         if self.outputs is not None:
             self.outputs.start()
+        if triggered:
+            from inspector.data.trigger import TriggeredSource
+
+            source = TriggeredSource(source, self.outputs.gate)
         self.live = LiveInspector(source, predictor, store, roi=roi, max_frames=max_frames,
                                   pause_on_ng=pause_on_ng, keep_recent_ng=keep_recent_ng,
                                   on_result=on_result, on_state=on_state, on_error=on_error, outputs=self.outputs)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from inspector.data.trigger import TriggerGate
 from inspector.engine.results_store import ResultsStore, StoreError
 from inspector.engine.sinks.base import Sink, SinkError
 from inspector.engine.sinks.message import verdict
@@ -191,6 +192,11 @@ class LineOutputs:
 
     deliveries: list[Delivery] = field(default_factory=list)
     station: str = ""
+    gate: TriggerGate = field(default_factory=TriggerGate)  # triggers from every sink that takes them
+
+    def __post_init__(self) -> None:
+        for d in self.deliveries:
+            d.sink.on_trigger = self.gate.pull
 
     @classmethod
     def open(cls, urls: list[str], store: ResultsStore, station: str) -> LineOutputs:

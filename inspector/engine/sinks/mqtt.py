@@ -1,6 +1,7 @@
 """MQTT (paho-mqtt): one JSON verdict per message on the URL's topic, QoS 1, delivered when the
 broker's PUBACK arrives. The station's state is a retained message on ``<topic>/state``; the
-broker publishes the last will ``offline`` there when inspector goes away without saying so.
+broker publishes the last will ``offline`` there when inspector goes away without saying so. Any
+message on ``<topic>/trigger`` is a trigger (``inspector live --trigger``: one part inspected).
 
     mqtt://HOST[:PORT]/TOPIC     (default port 1883; default topic inspector/<station>)
 """
@@ -28,6 +29,7 @@ class MqttSink(Sink):
         if any(c in self.topic for c in "#+") or "\0" in self.topic:
             raise ValueError(f"sink {url!r}: an MQTT topic to publish on cannot hold '#', '+' or NUL")
         self.state_topic = f"{self.topic}/state"
+        self.trigger_topic = f"{self.topic}/trigger"
         self._connected = threading.Event()
         self._state = "ready"
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"inspector-{station}-{uuid.uuid4().hex[:8]}",
@@ -37,6 +39,7 @@ class MqttSink(Sink):
         self._client.will_set(self.state_topic, self._state_payload("offline"), qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=0.2, max_delay=5)
         self._client.on_connect = self._on_connect
+        self._client.message_callback_add(self.trigger_topic, lambda *args: self.trigger())
         self._client.on_disconnect = lambda *args: self._connected.clear()
 
     def _state_payload(self, state: str) -> bytes:
@@ -47,6 +50,7 @@ class MqttSink(Sink):
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
             self._connected.set()
+            client.subscribe(self.trigger_topic, qos=1)
             client.publish(self.state_topic, self._state_payload(self._state), qos=1, retain=True)
 
     def start(self) -> None:

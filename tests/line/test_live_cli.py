@@ -1,0 +1,62 @@
+"""``inspector live`` with line outputs, as a line PC runs it: a simulated line, a real Mosquitto
+and an HTTP receiver; inspector is killed (-9) mid-run with both receivers down, started again,
+and every stored verdict reaches each sink, in order, once per id."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from inspector.engine.results_store import ResultsStore
+from inspector.engine.station import Station
+from tests.line.servers import Subscriber, in_order_once, wait_until
+
+TOPIC = "plant/line1"
+LIVE = [sys.executable, "-c", "from inspector.cli import main; raise SystemExit(main())", "live"]
+
+
+@pytest.fixture
+def model(tmp_home, parts_dir):
+    from inspector.cli import main
+
+    assert main(["train", str(parts_dir), "--method", "padim", "--image-size", "32", "--name", "cells", "--device", "cpu"]) == 0
+    return "cells"
+
+
+def test_kill_9_mid_run_loses_no_verdict_at_any_sink(tmp_path, model, parts_dir, broker, receiver):
+    db = tmp_path / "results.sqlite"
+    station = Station(name="line1", source=f"sim:{parts_dir}", model=model, fps=20.0,
+                      sinks=[f"mqtt://127.0.0.1:{broker.port}/{TOPIC}", receiver.url]).save(tmp_path / "line1.toml")
+    subscriber = Subscriber(broker.port, TOPIC)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([*LIVE, "--station", str(station), "--db", str(db), "--stats-every", "0", "--device", "cpu"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(receiver.ids()) >= 10 or first.poll() is not None, timeout=120, what="the first verdicts")
+        assert first.poll() is None, first.stderr.read()
+        receiver.failing = True  # both receivers down: verdicts pile up in the outbox
+        broker.stop()
+        stored_before = len(receiver.ids())
+        wait_until(lambda: ResultsStore(db, readonly=True).count()["total"] >= stored_before + 10, what="a backlog")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+
+    broker.start()
+    receiver.failing = False
+    second = subprocess.run([*LIVE, "--station", str(station), "--db", str(db), "--max-frames", "5", "--stats-every", "0",
+                             "--device", "cpu", "--sink-drain", "60"], env=env, capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stderr
+    store = ResultsStore(db, readonly=True)
+    rows = sorted(r.id for r in store.query(newest_first=False))
+    expected = [f"{store.store_id}:{i}" for i in rows]
+    assert len(rows) >= stored_before + 15
+    wait_until(lambda: in_order_once(subscriber.ids()) == expected, what="every verdict over MQTT",
+               show=lambda: f"{len(in_order_once(subscriber.ids()))} of {len(expected)}")
+    subscriber.close()
+    assert in_order_once(receiver.ids()) == expected, "every verdict at the webhook, in order"
+    assert {b["station"] for b in receiver.bodies} == {"line1"}
