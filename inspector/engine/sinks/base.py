@@ -43,7 +43,7 @@ class Sink:
     @property
     def key(self) -> str:
         p = self.parts
-        netloc = f"{p.hostname}:{self.port}" if p.hostname else p.netloc
+        netloc = (f"{p.hostname}:{self.port}" if self.port else p.hostname) if p.hostname else p.netloc
         return urlunsplit((p.scheme, netloc, p.path, p.query, ""))
 
     def start(self) -> None:
