@@ -228,6 +228,34 @@ class LiveController:
             self.outputs = None
         return self.live.stats()
 
+    def send_test_verdict(self, sinks: Sequence[str] = (), station: str = "station", timeout: float = 5.0) -> dict[str, str]:
+        """A test verdict (``message.test_verdict``) to each line output: during a run through the
+        run's sinks, in order with the real ones (answers '' at once: their status shows how it
+        went); else to each of ``sinks`` opened for the purpose. Sink key -> '' (delivered) or
+        why not."""
+        from inspector.engine.sinks import SinkError, open_sink
+        from inspector.engine.sinks.message import test_verdict
+
+        if self.outputs is not None:
+            self.outputs.unstored(test_verdict(self.outputs.station))
+            return {d.sink.key: "" for d in self.outputs.deliveries}
+        answers = {}
+        for url in sinks:
+            try:
+                sink = open_sink(url, station)
+            except ValueError as e:
+                answers[url] = str(e)
+                continue
+            try:
+                sink.start()
+                sink.send(test_verdict(station), timeout)
+                answers[sink.key] = ""
+            except (SinkError, OSError) as e:
+                answers[sink.key] = str(e)
+            finally:
+                sink.close()
+        return answers
+
     def line_status(self) -> list[SinkStatus]:
         """Each line output's state, backlog and latency (empty without sinks)."""
         return self.outputs.status() if self.outputs is not None else []

@@ -119,3 +119,20 @@ def test_an_unstored_verdict_goes_out_as_ng_and_a_stored_ok_never_becomes_ok_wit
     assert by_frame[3]["decision"] == "NG" and by_frame[3]["stored"] is False and by_frame[3]["error"] == "disk full"
     assert by_frame[4]["decision"] == "NG" and by_frame[4]["score"] is None  # NaN: fail closed
     assert by_frame[5]["decision"] == "ERROR" and by_frame[5]["error"] == "model failed"
+
+
+def test_a_test_verdict_reaches_each_sink_with_or_without_a_run(tmp_path, broker, receiver):
+    from inspector.engine.live_controller import LiveController
+
+    controller = LiveController(store_path=tmp_path / "results.sqlite")
+    subscriber = Subscriber(broker.port, TOPIC)
+    urls = [f"mqtt://127.0.0.1:{broker.port}/{TOPIC}", receiver.url, "http://127.0.0.1:1/nobody"]
+    try:
+        answers = controller.send_test_verdict(urls, station="line1", timeout=2)
+        assert answers[receiver.url] == "" and answers[f"mqtt://127.0.0.1:{broker.port}/{TOPIC}"] == ""
+        assert "not reached" in answers["http://127.0.0.1:1/nobody"]
+        wait_until(lambda: len(subscriber.ids()) == 1, what="the test verdict over MQTT")
+    finally:
+        subscriber.close()
+    body = receiver.bodies[0]
+    assert body["test"] is True and body["decision"] == "NG" and body["station"] == "line1"
