@@ -7,7 +7,8 @@ session). A region of interest can be typed or drawn. Pause on NG stops at each 
 resumed; the recent NG frames can be stepped through. On the result shown, the operator marks
 "good — false alarm" or "defect — confirmed"; "Retrain" fine-tunes a new version in the
 background while inspection goes on, then shows current vs new to promote (hot-swapped) or
-discard. Any earlier version can be put back in use.
+discard. Any earlier version can be put back in use. The Line I/O panel holds the station (name,
+trigger, line outputs) the verdicts go to; a station file fills the whole page.
 
 The work is the engine's ``LiveController`` (the same one ``inspector live`` drives); this page
 only draws it. The run reports from its own threads into an ``Inbox`` that a UI timer drains ~15
@@ -27,10 +28,12 @@ from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from inspector.engine.live import parse_roi
 from inspector.engine.live_controller import LiveController
+from inspector.engine.station import StationError
 from inspector.gui.pages.live.comparison_dialog import ComparisonDialog
 from inspector.gui.pages.live.counters import Counters, ScoreTrend
 from inspector.gui.pages.live.feedback_panel import FeedbackPanel
 from inspector.gui.pages.live.inbox import KEEP_NG, Inbox
+from inspector.gui.pages.live.line_panel import LinePanel, choose_model, read_station
 from inspector.gui.pages.live.live_view import LiveView
 from inspector.gui.pages.live.source_panel import SourcePanel
 from inspector.gui.widgets.message_bar import MessageBar
@@ -90,12 +93,14 @@ class LivePage(QWidget):
         self.counters = Counters()
         self.trend = ScoreTrend()
         self.feedback = FeedbackPanel()
+        self.line_panel = LinePanel(lambda urls, name, timeout: self.controller.send_test_verdict(urls, name, timeout))
 
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.counters)
         rl.addWidget(self.trend, 1)
+        rl.addWidget(self.line_panel)
         rl.addWidget(self.feedback)
         splitter = QSplitter()
         splitter.setObjectName("liveSplitter")
@@ -126,6 +131,8 @@ class LivePage(QWidget):
         fb.retrainRequested.connect(self.retrain)
         fb.cancelRequested.connect(lambda: self.retrain_job is not None and self.retrain_job.cancel())
         fb.versionRequested.connect(self.promote)
+        self.line_panel.openRequested.connect(self.open_station)
+        self.line_panel.saveRequested.connect(self.save_station)
 
         context = Qt.ShortcutContext.WidgetWithChildrenShortcut
         for keys, slot in (("F", lambda: self.give_feedback("false_alarm")), ("D", lambda: self.give_feedback("confirmed")),
@@ -204,7 +211,7 @@ class LivePage(QWidget):
             return
         try:
             source = self.controller.open_source(
-                self.source_panel.source_text(), **self.source_panel.source_options(),
+                self.source_panel.source_text(), **self.source_panel.source_options(), fps=self.line_panel.rate(),
                 on_unreadable=lambda p, r: self._inbox.warn(f"skipped unreadable image {p.name}: {r}"),
             )
             roi = parse_roi(self.live_view.roi_edit.text().strip() or None)
@@ -221,12 +228,13 @@ class LivePage(QWidget):
         self.load_job.failed.connect(lambda m: (self.show_message(f"Could not load {name}: {m}", "error"), self._set_running(False)))
 
     def _begin(self, source, predictor, roi, name: str) -> None:
-        inbox = self._inbox
+        inbox, lp = self._inbox, self.line_panel
         inbox.reset()
         try:
             self.controller.start(source, predictor, roi, follow=name, follow_interval_s=1.0,  # promotions made elsewhere
                                   pause_on_ng=self.live_view.pause_on_ng.isChecked(), keep_recent_ng=KEEP_NG,
-                                  on_result=inbox.on_result, on_state=inbox.on_state, on_error=inbox.on_error)
+                                  on_result=inbox.on_result, on_state=inbox.on_state, on_error=inbox.on_error,
+                                  sinks=lp.sinks(), station=lp.station_name(), triggered=lp.triggered())
         except Exception as e:  # noqa: BLE001
             self.show_message(f"Could not start live inspection: {e}", "error")
             self._set_running(False)
@@ -263,6 +271,7 @@ class LivePage(QWidget):
 
     def _set_running(self, running: bool) -> None:
         self.source_panel.set_running(running)
+        self.line_panel.set_running(running)
         if not running and self.controller.live is None:
             self.live_view.state_label.setText("stopped")
         self._update_buttons()
@@ -293,6 +302,8 @@ class LivePage(QWidget):
         stats = live.stats()
         self.counters.show_stats(stats)
         view.show_store_alarm(stats)
+        for level, text in self.line_panel.refresh(self.controller.line_status):
+            self.show_message(text, level)  # a line output down: once per outage, and when it is back
         if live.paused and not view.reviewing and self.shown is not None:
             view.show_paused()
         if live.finished.is_set() and self._timer.isActive():
@@ -331,6 +342,37 @@ class LivePage(QWidget):
             self.set_roi(roi)
         except ValueError as e:
             self.show_message(str(e), "warning")
+
+    # --- station files ---------------------------------------------------------------------------------
+    def open_station(self, path: str | Path) -> bool:
+        """Source, rate, ROI, model and line outputs from a station file; a file bad in any part
+        changes nothing (one line says why)."""
+        if self.is_running():
+            self.show_message("Stop live inspection before opening a station file.", "warning")
+            return False
+        try:
+            station, roi = read_station(path)
+        except StationError as e:
+            self.show_message(str(e), "error")
+            return False
+        self.source_panel.source.setCurrentText(station.source)
+        self.live_view.show_roi(roi)  # not running: Start reads it (a stopped run's frames must not veto it)
+        self.line_panel.set_station(station)
+        note = choose_model(self.source_panel.model, station.model)
+        self.show_message(f"Station {station.name} opened from {Path(path).name}.{note}", "warning" if note else "info")
+        return True
+
+    def save_station(self, path: str | Path) -> bool:
+        """The page's source, rate, ROI, model and line outputs as a station file (written whole)."""
+        try:
+            roi = parse_roi(self.live_view.roi_edit.text().strip() or None)
+            station = self.line_panel.station(self.source_panel.source_text(), self.source_panel.model_name(), roi)
+            station.save(path)
+        except (ValueError, OSError) as e:
+            self.show_message(f"Could not save the station file {path}: {getattr(e, 'strerror', None) or e}", "error")
+            return False
+        self.show_message(f"Station {station.name} saved to {path}.", "info")
+        return True
 
     # --- review ------------------------------------------------------------------------------------
     def back_to_live(self) -> None:
