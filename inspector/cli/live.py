@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                f"ROI does not fit in the frames); 130 interrupted")
     lv.add_argument("--source", metavar="SOURCE",
                     help="camera index (0), stream URL (rtsp://, http://), video file, a folder to watch for new images, "
+                         "gige:DEVICE[?exposure_us=&gain=&trigger=free|software] (a GigE Vision camera through Aravis), "
                          "or sim:FOLDER (a simulated line: the folder's images fed at --fps parts per second, default 2)")
     lv.add_argument("--model", metavar="MODEL", help="registry name (follows promote/rollback), name@vN, or model file")
     lv.add_argument("--station", metavar="FILE", help="a station file (TOML: name, source, model, roi, trigger, sinks); "

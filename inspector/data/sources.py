@@ -586,11 +586,13 @@ class SourceSpec:
 
 
 def parse_source(text: str | int) -> SourceSpec:
-    """A camera index (``0``), a URL (``rtsp://…``, ``http://…``), a folder, a video file, or
-    ``sim:FOLDER`` (a simulated line)."""
+    """A camera index (``0``), a URL (``rtsp://…``, ``http://…``), a folder, a video file,
+    ``gige:DEVICE`` (a GigE Vision camera, ``data.gige``) or ``sim:FOLDER`` (a simulated line)."""
     text = str(text).strip()
     if not text:
         raise SourceError("no source given: use a camera index, a stream URL, a video file, a folder or sim:FOLDER")
+    if text.lower().startswith("gige:"):
+        return SourceSpec("gige", text)
     if text.lower().startswith(SIMULATED_PREFIX):
         folder = Path(text[len(SIMULATED_PREFIX):]).expanduser()
         if not folder.is_dir():
@@ -624,6 +626,10 @@ def open_source(
         return CameraSource(int(spec.target), backoff=backoff)
     if spec.kind == "stream":
         return StreamSource(spec.target, backoff=backoff)
+    if spec.kind == "gige":
+        from inspector.data.gige import GigESource
+
+        return GigESource.from_text(spec.target, backoff=backoff)
     if spec.kind == "simulated":
         return SimulatedLineSource(spec.target, fps=fps or SIMULATED_FPS, backoff=backoff)
     if spec.kind == "folder":

@@ -2,9 +2,10 @@
 output, ``engine.sinks``) and exactly one frame is inspected per trigger.
 
 ``TriggerGate`` counts triggers (thread-safe: sinks pull from their own threads). A
-``TriggeredSource`` wraps any frame source: from a camera or a simulated line (which run freely)
-it passes on the first frame captured after each trigger and lets the others go; from a folder
-or a video file it reads the next frame when a trigger comes. A trigger that arrives while
+``TriggeredSource`` wraps any frame source: a camera that takes pictures on command (a GigE
+camera in software-trigger mode: ``fires``) is told to take one per trigger; from a camera or a
+simulated line that run freely it passes on the first frame captured after each trigger and
+lets the others go; from a folder or a video file it reads the next frame when a trigger comes. A trigger that arrives while
 another is waiting is kept: none is lost, each gets its own frame.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from inspector.data.sources import Frame, FrameSource, StateCallback
 
 POLL_S = 0.05  # how often a wait for a trigger looks at the stop request
+REFIRE_S = 2.0  # a camera told to take a picture that sent none by then is told again
 
 
 class TriggerGate:
@@ -68,6 +70,17 @@ class TriggeredSource:
         return self.source.message
 
     def frames(self, stop: threading.Event, on_state: StateCallback | None = None) -> Iterator[Frame]:
+        if getattr(self.source, "fires", False):  # the camera itself waits for the trigger
+            arrived = threading.Event()
+            firing = threading.Thread(target=self._fire_on_triggers, args=(stop, arrived), name="trigger", daemon=True)
+            firing.start()
+            try:
+                for frame in self.source.frames(stop, on_state=on_state):
+                    arrived.set()
+                    yield frame
+            finally:
+                firing.join(1.0)
+            return
         if self.source.drops_frames:  # free-running: the first frame after each trigger
             for frame in self.source.frames(stop, on_state=on_state):
                 if self.gate.take(stop, timeout=0):
@@ -80,3 +93,17 @@ class TriggeredSource:
                 if frame is None:
                     return
                 yield frame
+
+    def _fire_on_triggers(self, stop: threading.Event, arrived: threading.Event) -> None:
+        """One picture per trigger, the next only once the last one has arrived (a camera ignores
+        a trigger while it is still exposing or sending); a picture that does not come within
+        ``REFIRE_S`` is asked for again, and a trigger that comes while the camera is not open
+        waits for it."""
+        while not stop.is_set():
+            if not self.gate.take(stop, timeout=None):
+                return
+            arrived.clear()
+            while not stop.is_set():
+                if self.source.fire() and arrived.wait(REFIRE_S):
+                    break
+                stop.wait(POLL_S)

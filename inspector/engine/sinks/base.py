@@ -14,12 +14,13 @@ class SinkError(Exception):
 
 
 class Sink:
-    """One receiver. ``url`` names it; ``key`` (the URL without a password) is where its place in
-    the outbox is kept, so the same sink resumes where it stopped."""
+    """One receiver. ``url`` names it; ``key`` (the URL without a password or options) is where its
+    place in the outbox is kept, so the same sink resumes where it stopped."""
 
     scheme: str = ""
     default_port: int = 0
     on_trigger: Callable[[], None] | None = None  # set by LineOutputs: the line asks for the next part to be inspected
+    query_in_key = False  # the URL's options (ack, timeouts) do not make another receiver; an HTTP query does
 
     def __init__(self, url: str, station: str) -> None:
         self.url = url
@@ -44,7 +45,7 @@ class Sink:
     def key(self) -> str:
         p = self.parts
         netloc = (f"{p.hostname}:{self.port}" if self.port else p.hostname) if p.hostname else p.netloc
-        return urlunsplit((p.scheme, netloc, p.path, p.query, ""))
+        return urlunsplit((p.scheme, netloc, p.path, p.query if self.query_in_key else "", ""))
 
     def start(self) -> None:
         """Connect or start serving (returns at once; a receiver that is down is retried)."""

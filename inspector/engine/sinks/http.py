@@ -17,6 +17,7 @@ from inspector.engine.sinks.message import encode
 class HttpSink(Sink):
     scheme = "http"
     default_port = 80
+    query_in_key = True
 
     def __init__(self, url: str, station: str) -> None:
         if url.startswith("https:"):
