@@ -217,14 +217,15 @@ class LiveController:
             self.live.follow_registry(self.registry(), follow, interval_s=follow_interval_s, device=self.device)
         return self.live.start()
 
-    def stop(self, timeout: float = 5.0) -> LiveStats | None:
-        """Stop the run (the frame being scored is committed first; the line outputs get a
-        moment to deliver what is waiting, the rest stays in the outbox); its final figures."""
+    def stop(self, timeout: float = 5.0, drain_s: float = 2.0) -> LiveStats | None:
+        """Stop the run (the frame being scored is committed first; the line outputs get up to
+        ``drain_s`` seconds to deliver what is waiting, the rest stays in the outbox for the
+        next start); its final figures."""
         if self.live is None:
             return None
         self.live.stop(timeout=timeout)
         if self.outputs is not None:
-            self.outputs.stop()
+            self.outputs.stop(drain_s=drain_s)
             self.outputs = None
         return self.live.stats()
 
@@ -260,9 +261,9 @@ class LiveController:
         """Each line output's state, backlog and latency (empty without sinks)."""
         return self.outputs.status() if self.outputs is not None else []
 
-    def close(self) -> None:
+    def close(self, drain_s: float = 2.0) -> None:
         """Stop the run and close the store (the window closes, the command ends)."""
-        self.stop()
+        self.stop(drain_s=drain_s)
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -42,6 +42,8 @@ from inspector.engine.modelref import ref_text
 
 log = logging.getLogger(__name__)
 
+STOP_DRAIN_S = 0.5  # Stop waits this long at most for the line outputs to deliver the last verdicts
+
 FEEDBACK_WORDS = {
     "false_alarm": "good — false alarm: kept as a good sample for the next version",
     "confirmed": "defect — confirmed: kept to check new versions against",
@@ -249,7 +251,8 @@ class LivePage(QWidget):
     def stop(self) -> None:
         if self.load_job is not None and self.load_job.running:
             self.load_job.succeeded.disconnect()
-        self.controller.stop(timeout=3.0)
+        # a moment for the line outputs, not more: a sink that is down must not freeze Stop (the outbox keeps the rest)
+        self.controller.stop(timeout=3.0, drain_s=STOP_DRAIN_S)
         if self._timer.isActive():
             self._tick()  # the last results, then the run ends (``stopped``)
         else:
@@ -261,7 +264,7 @@ class LivePage(QWidget):
         self.stop()
         if self.retrain_job is not None:
             self.retrain_job.cancel()
-        self.controller.close()
+        self.controller.close(drain_s=0.0)
 
     def is_running(self) -> bool:
         return self.controller.running
