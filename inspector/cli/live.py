@@ -157,7 +157,8 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     previous = None
     try:  # SIGTERM (a service manager stopping the line PC's app) stops as cleanly as Ctrl-C
-        previous = signal.signal(signal.SIGTERM, lambda *_: controller.stop(timeout=0))
+        # the run stops; the line outputs still get --sink-drain seconds below
+        previous = signal.signal(signal.SIGTERM, lambda *_: controller.live is not None and controller.live.stop(timeout=0))
     except ValueError:  # not the main thread (called from a test or another program)
         pass
     interrupted = False
@@ -174,10 +175,14 @@ def cmd_live(args: argparse.Namespace) -> int:
     last = time.monotonic()
     sinks_left = []
     try:
-        while not live.finished.wait(0.25):
-            if not args.json and args.stats_every and time.monotonic() - last >= args.stats_every:
-                last = time.monotonic()
-                print(stats_line(live.stats()), file=sys.stderr, flush=True)
+        try:
+            while not live.finished.wait(0.25):
+                if not args.json and args.stats_every and time.monotonic() - last >= args.stats_every:
+                    last = time.monotonic()
+                    print(stats_line(live.stats()), file=sys.stderr, flush=True)
+        except KeyboardInterrupt:  # Ctrl-C stops inspecting; the line outputs still catch up (a second one skips that)
+            interrupted = True
+            live.stop(timeout=5.0)
         if controller.outputs is not None and not controller.outputs.drain(args.sink_drain):
             sinks_left = [f"{s.key} ({s.backlog + s.unstored_waiting} waiting)" for s in controller.line_status()
                           if s.backlog or s.unstored_waiting]

@@ -93,6 +93,7 @@ class Subscriber:
 
     def _on_message(self, client, userdata, msg) -> None:
         body = json.loads(msg.payload)
+        body["_received"] = time.time()  # for bench/line.py's latencies
         with self._lock:
             if msg.topic.endswith("/state"):
                 self.retained[msg.topic] = body
@@ -125,6 +126,7 @@ class Receiver:
                     self.end_headers()
                     return
                 assert self.headers["Idempotency-Key"] == body["id"]
+                body["_received"] = time.time()  # for bench/line.py's latencies
                 receiver.posts.append((self.path, body))
                 self.send_response(204)
                 self.end_headers()
