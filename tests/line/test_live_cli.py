@@ -60,3 +60,28 @@ def test_kill_9_mid_run_loses_no_verdict_at_any_sink(tmp_path, model, parts_dir,
     subscriber.close()
     assert in_order_once(receiver.ids()) == expected, "every verdict at the webhook, in order"
     assert {b["station"] for b in receiver.bodies} == {"line1"}
+
+
+def test_a_verdict_the_full_disk_could_not_keep_still_reaches_the_line_as_ng(tmp_path, model, parts_dir, receiver):
+    """A real 'disk full' (RLIMIT_FSIZE, as tests/test_hostile_storage.py): every frame's verdict
+    reaches the webhook, the stored ones from the outbox, the others from memory, as NG."""
+    import textwrap
+
+    script = textwrap.dedent("""
+        import resource, signal, sys
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (160_000, 160_000))
+        from inspector.cli import main
+        sys.exit(main(sys.argv[1:]))
+    """)
+    db = tmp_path / "full.sqlite"
+    done = subprocess.run([sys.executable, "-c", script, "live", "--source", f"sim:{parts_dir}", "--fps", "20", "--model", model,
+                           "--db", str(db), "--max-frames", "40", "--save-ok-every", "1", "--stats-every", "0", "--device", "cpu",
+                           "--sink", receiver.url, "--sink-drain", "30"],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=180)
+    assert "results NOT stored" in done.stderr, done.stderr
+    bodies = receiver.bodies
+    unstored = [b for b in bodies if not b["stored"]]
+    stored_rows = ResultsStore(db, readonly=True).count()["total"]
+    assert unstored and all(b["decision"] in ("NG", "ERROR") and b["error"] for b in unstored)
+    assert len(in_order_once([b["id"] for b in bodies])) == 40 and len(bodies) - len(unstored) == stored_rows
