@@ -58,7 +58,10 @@ class Plc(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            v = self.plc.verdict(0.5)
+            try:
+                v = self.plc.verdict(0.5)
+            except Exception:  # noqa: BLE001 — inspector has stopped and closed its server: the run is over
+                return
             if v is not None:
                 self.seen.append((v["frame"], time.time()))
 

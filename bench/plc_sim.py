@@ -89,8 +89,9 @@ class OpcUaPlc:
         self.client = Client(f"opc.tcp://{host}:{port}", timeout=5)
         self.client.connect()
         index = self.client.get_namespace_index("urn:inspector:station")
-        self.node = {name: self.client.get_node(f"ns={index};s={station}.{name}")
-                     for name in ("Decision", "Score", "FrameId", "VerdictId", "ResultValid", "Ack")}
+        self.names = ("ResultValid", "Ack", "VerdictId", "Decision", "Score", "FrameId")
+        self.node = {name: self.client.get_node(f"ns={index};s={station}.{name}") for name in self.names}
+        self.last: str | None = None  # the verdict acknowledged last: still shown until inspector takes the ack
         self.station = self.client.get_node(f"ns={index};s={station}")
         self.trigger_method = self.station.get_child(f"{index}:Trigger")
 
@@ -100,9 +101,11 @@ class OpcUaPlc:
     def verdict(self, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.node["ResultValid"].read_value() and not self.node["Ack"].read_value():
-                v = {name: self.node[name].read_value() for name in ("Decision", "Score", "FrameId", "VerdictId")}
+            # one Read request: the flags and the values of one and the same verdict
+            v = dict(zip(self.names, self.client.read_values([self.node[n] for n in self.names])))
+            if v["ResultValid"] and not v["Ack"] and v["VerdictId"] != self.last:
                 self.node["Ack"].write_value(self.ua.DataValue(self.ua.Variant(True, self.ua.VariantType.Boolean)))
+                self.last = v["VerdictId"]
                 score = None if v["Score"] != v["Score"] else v["Score"]
                 return {"id": v["VerdictId"], "decision": v["Decision"], "score": score, "frame": v["FrameId"], "frame_name": ""}
             time.sleep(0.01)
@@ -123,6 +126,7 @@ class ModbusPlc:
         from inspector.engine.sinks.modbus import N_COILS, N_REGISTERS
 
         self.unit, self.n_coils, self.n_registers = unit, N_COILS, N_REGISTERS
+        self.last = 0  # the sequence number acknowledged last: still shown until inspector takes the ack
         self.client = ModbusTcpClient(host, port=port, timeout=2, retries=1)
         if not self.client.connect():
             raise SystemExit(f"cannot connect to the Modbus server at {host}:{port}")
@@ -147,8 +151,9 @@ class ModbusPlc:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             v = self._read()
-            if v["result_valid"]:
+            if v["result_valid"] and not v["ack"] and v["sequence"] != self.last:
                 self.client.write_coil(C_ACK, True, device_id=self.unit)
+                self.last = v["sequence"]
                 decision = "ERROR" if v["error"] else "NG" if v["ng"] else "OK"
                 return {"id": f"sequence {v['sequence']}", "decision": decision, "score": v["score"], "frame": v["frame"], "frame_name": ""}
             time.sleep(0.01)

@@ -1,6 +1,6 @@
 """The verdict message every line output sends: one JSON object per inspected frame.
 
-Schema ``inspector.verdict/1`` (docs/line-outputs.md): ``schema``, ``id``, ``station``,
+Schema ``inspector.verdict/1`` (docs/line-outputs/README.md): ``schema``, ``id``, ``station``,
 ``frame``, ``frame_name``, ``source``, ``time`` (ISO 8601, UTC, milliseconds), ``decision``
 (``OK``, ``NG``, or ``ERROR`` for a frame that could not be judged, which the line rejects as NG),
 ``score`` and ``threshold`` (numbers, or null when not a number), ``model``, ``version``,
