@@ -13,3 +13,13 @@ def ratio(x: float | None, digits: int = 3) -> str:
 def percent(x: float | None) -> str:
     """0.103 → "10.3 %"; None or nan → "–"."""
     return "–" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def human_duration(seconds: float) -> str:
+    """A span for people: 42 s, 3 min 05 s, 2 h 07 min."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"

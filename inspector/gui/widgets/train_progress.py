@@ -7,17 +7,9 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget
 
+from inspector.gui.formatting import human_duration
 from inspector.gui.widgets.image_view import TitledImage
 from inspector.gui.widgets.plots import LossPlot
-
-
-def human_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
 
 
 def sample_strip(originals: np.ndarray, reconstructions: np.ndarray, gap: int = 2) -> np.ndarray:

@@ -42,6 +42,7 @@ from inspector.engine.live import Roi, parse_roi
 from inspector.engine.modelref import ModelRef, ModelRefError
 from inspector.engine.sinks import SCHEMES, SinkStatus, open_sink
 from inspector.engine.station import TRIGGERS, Station, StationError
+from inspector.gui.formatting import human_duration
 from inspector.gui.widgets.decision import NG_COLOR, OK_COLOR
 from inspector.gui.workers import Job, run_job
 
@@ -100,15 +101,6 @@ def choose_model(combo: QComboBox, ref: str) -> str:
     if wanted.version is not None:
         return f" The Live page runs the version in use of {wanted.name}, not v{wanted.version} as the file pins."
     return ""
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 class LinePanel(QGroupBox):
@@ -328,7 +320,7 @@ class LinePanel(QGroupBox):
             if row is None:
                 continue
             if s.down_since is not None:
-                self._cell(row, STATE, f"DOWN for {duration(time.time() - s.down_since)}: {s.last_error}", NG_COLOR)
+                self._cell(row, STATE, f"DOWN for {human_duration(time.time() - s.down_since)}: {s.last_error}", NG_COLOR)
                 if self._outages.get(s.key) != s.down_since:
                     self._outages[s.key] = s.down_since
                     messages.append(("error", f"Line output {s.key} is DOWN: {s.last_error}. Its verdicts wait in the "
