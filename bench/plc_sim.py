@@ -1,11 +1,14 @@
 """A simulated PLC: triggers parts at a set rate, reads each verdict, acknowledges it and checks it
 against the known answer (the part's folder under a simulated line: ``good/…`` should be OK,
-anything else NG), over MQTT, OPC UA or Modbus TCP; prints and stores what it saw.
+anything else NG), over MQTT, OPC UA or Modbus TCP; prints and stores what it saw. With
+``--protocol http`` it is the plant's side of a webhook instead: it listens on the address, takes
+the verdicts POSTed to it (2xx) and triggers nothing.
 
     inspector live --station line1.toml &        # trigger = "line", with the matching sink
     python bench/plc_sim.py --protocol opcua --address 127.0.0.1:4840 --parts 100 --rate 5
     python bench/plc_sim.py --protocol modbus --address 127.0.0.1:5020 --parts 100 --rate 5
     python bench/plc_sim.py --protocol mqtt --address 127.0.0.1:1883 --topic plant/line1 --parts 100 --rate 5
+    python bench/plc_sim.py --protocol http --address 127.0.0.1:8080 --parts 100      # sink http://127.0.0.1:8080/verdicts
 
 Every wait is bounded (``--timeout`` per verdict); only the given address is contacted.
 """
@@ -16,6 +19,7 @@ import argparse
 import json
 import queue
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +32,7 @@ from common import command_line, default_out, write_results
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--protocol", choices=("mqtt", "opcua", "modbus"), required=True)
+    parser.add_argument("--protocol", choices=("mqtt", "opcua", "modbus", "http"), required=True)
     parser.add_argument("--address", required=True, help="HOST:PORT of the broker (mqtt) or of inspector's server")
     parser.add_argument("--topic", default="inspector/station", help="mqtt: the station's topic (default inspector/station)")
     parser.add_argument("--station", default="station", help="opcua: the station's object name (default station)")
@@ -115,6 +119,41 @@ class OpcUaPlc:
         self.client.disconnect()
 
 
+class WebhookReceiver:
+    """The plant's HTTP endpoint: every POSTed verdict, answered 204."""
+
+    def __init__(self, host: str, port: int) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        verdicts = self.verdicts = queue.Queue()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                verdicts.put(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+    def trigger(self) -> None:
+        """A webhook takes verdicts; it cannot ask for a part."""
+
+    def verdict(self, timeout: float) -> dict | None:
+        try:
+            return self.verdicts.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class ModbusPlc:
     """Writes the trigger coil, polls result-valid, reads the verdict registers, writes ack
     (``docs/line-outputs/modbus.md``). Modbus carries no part name, so the verdict's id is its
@@ -163,7 +202,19 @@ class ModbusPlc:
         self.client.close()
 
 
-def open_plc(args):
+def open_plc(args, wait_s: float = 60.0):
+    """The PLC for ``--protocol``, retried for up to ``wait_s`` while the station starts up."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return _open_plc(args)
+        except (OSError, SystemExit) as e:
+            if time.monotonic() > deadline or (isinstance(e, SystemExit) and "must be HOST:PORT" in str(e)):
+                raise
+            time.sleep(1.0)
+
+
+def _open_plc(args):
     host, _, port = args.address.rpartition(":")
     if not host or not port.isdigit():
         raise SystemExit(f"--address must be HOST:PORT, got {args.address!r}")
@@ -171,6 +222,8 @@ def open_plc(args):
         return MqttPlc(host, int(port), args.topic)
     if args.protocol == "opcua":
         return OpcUaPlc(host, int(port), args.station)
+    if args.protocol == "http":
+        return WebhookReceiver(host, int(port))
     return ModbusPlc(host, int(port), args.unit)
 
 
