@@ -106,11 +106,12 @@ class Delivery:
     def drain(self, timeout: float) -> bool:
         """Wait until everything stored is acknowledged (True), or ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             if self.status().backlog == 0 and not self._unstored:
                 return True
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.05)
-        return False
 
     def status(self) -> SinkStatus:
         try:
@@ -132,7 +133,8 @@ class Delivery:
             if message is not None:
                 if self._send(message, None):
                     with self._lock:
-                        self._unstored.popleft()
+                        if self._unstored and self._unstored[0] is message:  # not dropped meanwhile for room
+                            self._unstored.popleft()
                 continue
             try:
                 rows = self.store.pending(self.cursor, BATCH)
