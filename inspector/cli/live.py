@@ -43,8 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lv.add_argument("--verbose", action="store_true", help="print every result, not only NG ones")
     lv.add_argument("--json", action="store_true", help="one JSON object per line: results, source states, a summary")
     lv.add_argument("--sink", action="append", default=[], metavar="URL",
-                    help="send every verdict to a line output (repeatable): mqtt://HOST:PORT/TOPIC, http://HOST:PORT/PATH; "
-                         "see docs/line-outputs.md")
+                    help="send every verdict to a line output (repeatable): mqtt://HOST:PORT/TOPIC, http://HOST:PORT/PATH, "
+                         "http+server://HOST:PORT, opcua://HOST:PORT, modbus://HOST:PORT, opcua+client://…, modbus+client://…, "
+                         "digital://sim; see docs/line-outputs/README.md")
     lv.add_argument("--station-name", metavar="NAME", help="the station's name in every verdict message (default: the station "
                     "file's, else 'station')")
     lv.add_argument("--trigger", choices=("free", "line"), default=None,

@@ -201,7 +201,8 @@ class LiveController:
         if follow:
             self.model_name = follow
         if triggered and not sinks:
-            raise ValueError("a triggered station needs a line output that takes triggers (--sink opcua://, modbus://, mqtt://)")
+            raise ValueError("a triggered station needs a line output that takes triggers "
+                             "(--sink opcua://, modbus://, mqtt://, http+server://)")
         store = self.open_store()
         self.outputs = LineOutputs.open(list(sinks), store, station) if sinks else None
         if self.outputs is not None:

@@ -17,6 +17,7 @@ _CLASSES = {
     "mqtt": ("mqtt", "MqttSink"),
     "http": ("http", "HttpSink"),
     "https": ("http", "HttpSink"),
+    "http+server": ("http_server", "HttpServerSink"),
     "opcua": ("opcua", "OpcUaServerSink"),
     "opcua+client": ("opcua", "OpcUaClientSink"),
     "modbus": ("modbus", "ModbusServerSink"),
