@@ -95,7 +95,7 @@ class OpcUaPlc:
         index = self.client.get_namespace_index("urn:inspector:station")
         self.names = ("ResultValid", "Ack", "VerdictId", "Decision", "Score", "FrameId")
         self.node = {name: self.client.get_node(f"ns={index};s={station}.{name}") for name in self.names}
-        self.last: str | None = None  # the verdict acknowledged last: still shown until inspector takes the ack
+        self.last: str | None = None  # the verdict acknowledged last (presented again after a restart: acked, not counted)
         self.station = self.client.get_node(f"ns={index};s={station}")
         self.trigger_method = self.station.get_child(f"{index}:Trigger")
 
@@ -107,8 +107,11 @@ class OpcUaPlc:
         while time.monotonic() < deadline:
             # one Read request: the flags and the values of one and the same verdict
             v = dict(zip(self.names, self.client.read_values([self.node[n] for n in self.names])))
-            if v["ResultValid"] and not v["Ack"] and v["VerdictId"] != self.last:
+            if v["ResultValid"] and not v["Ack"]:  # presented, not acked: ack it (again after a restart)
                 self.node["Ack"].write_value(self.ua.DataValue(self.ua.Variant(True, self.ua.VariantType.Boolean)))
+                if v["VerdictId"] == self.last:  # presented again: acked, already counted
+                    time.sleep(0.01)
+                    continue
                 self.last = v["VerdictId"]
                 score = None if v["Score"] != v["Score"] else v["Score"]
                 return {"id": v["VerdictId"], "decision": v["Decision"], "score": score, "frame": v["FrameId"], "frame_name": ""}
@@ -165,7 +168,7 @@ class ModbusPlc:
         from inspector.engine.sinks.modbus import N_COILS, N_REGISTERS
 
         self.unit, self.n_coils, self.n_registers = unit, N_COILS, N_REGISTERS
-        self.last = 0  # the sequence number acknowledged last: still shown until inspector takes the ack
+        self.last = 0  # the sequence number acknowledged last (presented again: acked, not counted)
         self.client = ModbusTcpClient(host, port=port, timeout=2, retries=1)
         if not self.client.connect():
             raise SystemExit(f"cannot connect to the Modbus server at {host}:{port}")
@@ -190,8 +193,11 @@ class ModbusPlc:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             v = self._read()
-            if v["result_valid"] and not v["ack"] and v["sequence"] != self.last:
+            if v["result_valid"] and not v["ack"]:  # presented, not acked: ack it (again after a restart)
                 self.client.write_coil(C_ACK, True, device_id=self.unit)
+                if v["sequence"] == self.last:  # presented again: acked, already counted
+                    time.sleep(0.01)
+                    continue
                 self.last = v["sequence"]
                 decision = "ERROR" if v["error"] else "NG" if v["ng"] else "OK"
                 return {"id": f"sequence {v['sequence']}", "decision": decision, "score": v["score"], "frame": v["frame"], "frame_name": ""}
