@@ -39,6 +39,27 @@ def test_tiles_cover_every_pixel_and_stitch_back_exactly():
     assert len(training_tiles(list(range(MAX_TRAINING_TILES + 10)), seed=0)) == MAX_TRAINING_TILES
 
 
+def test_the_tiled_threshold_keeps_the_false_alarm_budget_that_a_few_held_out_frames_cannot_show():
+    from inspector.engine.threshold import from_good_scores, tiled
+
+    rng = np.random.default_rng(0)
+    tiles, budget = 100, 0.02
+
+    def false_alarms(t: float) -> float:  # a frame of 100 tiles scoring Exp(1): P(its highest tile > t)
+        return 1 - (1 - np.exp(-t)) ** tiles
+
+    plain_rates, tiled_rates = [], []
+    for _ in range(200):  # 200 trainings, each with five held-out frames
+        held_out = rng.exponential(1.0, (5, tiles))
+        plain = from_good_scores(held_out.max(axis=1), budget)
+        raised = tiled(plain, held_out.ravel(), tiles, budget)
+        plain_rates.append(false_alarms(plain.value))
+        tiled_rates.append(false_alarms(raised.value))
+    assert np.mean(plain_rates) > 0.1, "the highest of five frames is no 2 % budget"
+    assert 0.01 < np.mean(tiled_rates) < 0.05
+    assert tiled(raised, held_out.ravel(), 1, budget) is raised  # one tile per part: nothing to add
+
+
 @pytest.mark.parametrize("bad", [dict(tile=8), dict(tile=64, tile_overlap=0.9), dict(tile=64, align=True), dict(tile="64")])
 def test_bad_tiling_settings_are_one_line(bad):
     with pytest.raises(TrainConfigError, match="tile|align"):
@@ -66,6 +87,8 @@ def test_a_small_defect_in_a_2000_px_image_is_found_by_tiles_and_missed_whole(ti
     assert abs(x - 1415) <= 40 and abs(y - 515) <= 40, "the stitched map points at the scratch"
     goods = [surface(seed, *FRAME) for seed in (51, 52)]
     assert p.score > 2 * max(q.score for q in Predictor(tiled, "cpu").predict_batch(goods)), "far above any good frame"
+    assert all(q.decision == "OK" for q in Predictor(tiled, "cpu").predict_batch(goods)), "clean frames pass the stored threshold"
+    assert tiled.info.threshold.params["tile_tail"] == "exponential"
     squashed = Predictor(whole, "cpu")
     assert squashed.predict(image).decision == "OK", "squashed to 64 px, the scratch is gone"
     assert squashed.predict(image).score < max(q.score for q in squashed.predict_batch(goods)), "ranked among the good frames"

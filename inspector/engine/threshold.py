@@ -88,6 +88,31 @@ def from_good_scores(good_scores, false_alarm_rate: float = 0.01) -> Threshold:
     )
 
 
+TAIL_SHARE = 0.1  # the highest tenth of the held-out tile scores is the tail a tiled part's maximum comes from
+
+
+def tiled(threshold: Threshold, tile_scores, tiles_per_part: int, false_alarm_rate: float) -> Threshold:
+    """``threshold`` raised, if need be, to what a tiled part's score (its highest tile) passes with
+    probability ``false_alarm_rate`` when its tiles score like the held-out tiles: a handful of
+    held-out parts cannot show how high the highest of ~100 tiles goes, so the tail of all their
+    tile scores is fitted instead (beyond the top ``TAIL_SHARE``, exponential: peaks over a
+    threshold) and read at ``false_alarm_rate / tiles_per_part``. Neighbouring tiles overlap and
+    are not independent, which makes this a conservative (higher) threshold."""
+    scores = _finite_scores(tile_scores, "held-out tile")
+    per_tile = false_alarm_rate / max(int(tiles_per_part), 1)
+    if scores.size < 20 or per_tile >= TAIL_SHARE:
+        return threshold
+    u = float(np.quantile(scores, 1.0 - TAIL_SHARE))
+    excess = scores[scores > u] - u
+    if excess.size == 0:
+        return threshold
+    floor = _finite_threshold(u + float(excess.mean()) * math.log(TAIL_SHARE / per_tile))
+    if floor <= threshold.value:
+        return threshold
+    params = {**threshold.params, "tiles_per_part": int(tiles_per_part), "tile_tail": "exponential", "below_tail": threshold.value}
+    return Threshold(floor, threshold.method, params, threshold.stats)
+
+
 def with_defects(good_scores, defect_scores, method: str, max_false_alarm_rate: float = 0.05) -> Threshold:
     """Best-F1 threshold between good and defect scores, raised if needed so that no more than
     ``max_false_alarm_rate`` of the good images are flagged (a line stops for every false alarm)."""

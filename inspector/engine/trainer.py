@@ -37,7 +37,7 @@ from inspector.engine.device import device_label, limit_threads, select_device
 from inspector.engine.events import CancelToken, TrainProgress
 from inspector.engine.predictor import Predictor
 from inspector.engine.preprocess import NORMALISATION, resize_to_model, to_tensor, to_uint8
-from inspector.engine.threshold import TRAINING_MODES, Threshold, ThresholdMode, calibrate, check_false_alarm_rate, synthetic_defects
+from inspector.engine.threshold import TRAINING_MODES, Threshold, ThresholdMode, calibrate, check_false_alarm_rate, synthetic_defects, tiled
 from inspector.models import DEFAULT_METHOD, AnomalyModel, StepContext, create_meta_model, create_model, get_method
 from inspector.models.base import eval_mode
 from inspector.text import first_line, shown
@@ -472,6 +472,8 @@ class Trainer:
         masks = [d[1] for d in defects]
 
         threshold = calibrate(c.threshold_mode, good_scores, c.false_alarm_rate, bad_scores)
+        if c.tile is not None:  # a part's score is the highest of its tiles': the tail decides
+            threshold = tiled(threshold, tile_scores, int(np.median([len(p) for p in holdout_parts])), c.false_alarm_rate)
         labels = np.r_[np.zeros(len(good_scores)), np.ones(len(bad_scores))]
         scores = np.r_[good_scores, bad_scores]
         good_pixels = np.concatenate([m.ravel() for m in good_maps])
