@@ -53,7 +53,19 @@ def expected(frame_name: str) -> str | None:
     return None if not top else "OK" if top == "good" else "NG"
 
 
-class MqttPlc:
+class _Queued:
+    """A PLC whose verdicts arrive by themselves (a subscription, a POST) into ``verdicts``."""
+
+    verdicts: queue.Queue
+
+    def verdict(self, timeout: float) -> dict | None:
+        try:
+            return self.verdicts.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class MqttPlc(_Queued):
     """Triggers on ``<topic>/trigger``; a verdict is a message on ``<topic>`` (PUBACK is the ack)."""
 
     def __init__(self, host: str, port: int, topic: str) -> None:
@@ -69,12 +81,6 @@ class MqttPlc:
 
     def trigger(self) -> None:
         self.client.publish(f"{self.topic}/trigger", b"{}", qos=1).wait_for_publish(5)
-
-    def verdict(self, timeout: float) -> dict | None:
-        try:
-            return self.verdicts.get(timeout=timeout)
-        except queue.Empty:
-            return None
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -122,7 +128,7 @@ class OpcUaPlc:
         self.client.disconnect()
 
 
-class WebhookReceiver:
+class WebhookReceiver(_Queued):
     """The plant's HTTP endpoint: every POSTed verdict, answered 204."""
 
     def __init__(self, host: str, port: int) -> None:
@@ -145,12 +151,6 @@ class WebhookReceiver:
 
     def trigger(self) -> None:
         """A webhook takes verdicts; it cannot ask for a part."""
-
-    def verdict(self, timeout: float) -> dict | None:
-        try:
-            return self.verdicts.get(timeout=timeout)
-        except queue.Empty:
-            return None
 
     def close(self) -> None:
         self.server.shutdown()
