@@ -6,7 +6,6 @@ Modules are imported only when a method is asked for, so listing methods stays c
 from __future__ import annotations
 
 import importlib
-import warnings
 from typing import Any
 
 import torch
@@ -58,10 +57,7 @@ def create_meta_model(name: str, **options) -> AnomalyModel:
     no memory, so a model file's tensors can be checked against its settings before anything is
     allocated. Initialisers are skipped (there are no values), as are the ops whose meta kernels
     are written in Python: their first use imports sympy and torch's compiler (seconds)."""
-    with torch.device("meta"), _ShapesOnly(), warnings.catch_warnings():
-        # a method that starts from ImageNet weights copies them into its meta tensors: a no-op
-        # here (only shapes count), which torch warns about once per tensor
-        warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter", category=UserWarning)
+    with torch.device("meta"), _ShapesOnly():
         return create_model(name, **options)
 
 

@@ -112,6 +112,8 @@ def load_weights(model: nn.Module, path: Path | str, label: str, ignore: tuple[s
             if keys:
                 details.append(f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})")
         raise PretrainedWeightsError(f"{path}: not torchvision {label} weights: {'; '.join(details)}")
+    if any(t.is_meta for t in expected.values()):
+        return  # a shapes-only network (``create_meta_model``): checked, and there is nothing to copy into
     model.load_state_dict(state, strict=True)
 
 
