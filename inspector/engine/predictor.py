@@ -233,7 +233,10 @@ class Predictor:
             return ScoreError(path, f"{type(e).__name__}: {lines[-1][:200] if lines else ''}".rstrip(": "))
 
     def score_at_model_size(self, images: Sequence[np.ndarray], batch_size: int = 64) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Scores and model-resolution maps of images already at the model's input size (calibration, benchmarks)."""
+        """Scores and model-resolution maps of images already at the model's input size (calibration,
+        benchmarks). Not for a tiled model, whose parts are whole frames (``predict_batch``)."""
+        if self.info.tiling is not None:
+            raise ValueError("a tiled model scores whole frames: use predict_batch")
         scores, maps = [], []
         for i in range(0, len(images), batch_size):
             s, m, _ = self._score([self._prepare(im).inputs[0] for im in images[i : i + batch_size]])
