@@ -557,6 +557,8 @@ class LiveInspector:
         with self._stats_lock:
             self._stats.fatal = error.message
         self._error(error)
+        if self.outputs is not None:  # the line must not wait for parts that will not come
+            self.outputs.set_state("error")
         self._stop.set()
 
     def _deliver(self, result: LiveResult) -> None:
