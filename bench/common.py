@@ -160,6 +160,15 @@ def default_out(name: str) -> Path:
     return OUT_DIR / f"{name}-{stamp}.json"
 
 
+def finish(errors: dict[str, str], out: Path, command: str) -> int:
+    """A benchmark's last lines: what failed, where the results are, how to run it again; the exit code."""
+    for key, error in errors.items():
+        print(f"FAILED {key}: {error}")
+    print(f"\nresults: {out}")
+    print(f"command: {command}")
+    return 1 if errors else 0
+
+
 def write_results(path: Path, payload: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

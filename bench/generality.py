@@ -35,6 +35,7 @@ from common import (
     command_line,
     default_out,
     describe_machine,
+    finish,
     format_table,
     machine_info,
     markdown_table,
@@ -42,7 +43,7 @@ from common import (
     write_results,
 )
 from datasets import SETS, available_sets, describe, materialise
-from quality import train
+from quality import add_training_arguments, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,11 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sets", default=None, help=f"comma-separated sets (default: every available one of {', '.join(SETS)})")
     parser.add_argument("--data-root", type=Path, default=OUT_DIR, help="where the sets are made (default bench/out)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the sets' splits and synthetic defects (default 0)")
-    parser.add_argument("--image-size", type=int, default=64, help="model input size in pixels (default 64)")
+    add_training_arguments(parser)
     parser.add_argument("--channels", type=int, choices=(1, 3), default=None, help="1 = gray, 3 = RGB (default: the method's)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's default)")
-    parser.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the trainer's default)")
-    parser.add_argument("--threshold-mode", default=None, help="good-quantile | synthetic-f1 (default: the trainer's default)")
     parser.add_argument("--save-models", type=Path, default=None, help="folder to keep each trained model file in")
     return parser.parse_args(argv)
 
@@ -271,11 +269,7 @@ def main(argv=None) -> int:
     print()
     print(markdown_table(method_rows(results), [("method", "method"), ("real", "mean image AUROC, real defects"),
                                                 ("synthetic", "mean image AUROC, synthetic defects"), ("runs", "runs")]))
-    for key, error in errors.items():
-        print(f"FAILED {key}: {error}")
-    print(f"\nresults: {out}")
-    print(f"command: {command}")
-    return 1 if errors else 0
+    return finish(errors, out, command)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from common import (
     apply_threads,
     command_line,
     describe_machine,
+    finish,
     format_table,
     machine_info,
     method_params,
@@ -264,11 +265,7 @@ def main(argv=None) -> int:
         "results": rows,
         "errors": errors,
     })
-    for key, error in errors.items():
-        print(f"FAILED {key}: {error}")
-    print(f"\nresults: {out}")
-    print(f"command: {command}")
-    return 1 if errors else 0
+    return finish(errors, out, command)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from common import (
     command_line,
     default_out,
     describe_machine,
+    finish,
     format_table,
     machine_info,
     method_params,
@@ -35,14 +36,19 @@ from common import (
 )
 
 
+def add_training_arguments(parser: argparse.ArgumentParser, image_size: int = 64) -> None:
+    """The training settings ``train`` reads, for every benchmark that trains through it."""
+    parser.add_argument("--image-size", type=int, default=image_size, help=f"model input size in pixels (default {image_size})")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's default)")
+    parser.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the trainer's default)")
+    parser.add_argument("--threshold-mode", default=None, help="good-quantile | synthetic-f1 (default: the trainer's default)")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--data", type=Path, default=OUT_DIR / "elpv", help="ELPV copy in MVTec layout, made if missing (default bench/out/elpv)")
-    parser.add_argument("--image-size", type=int, default=64, help="model input size in pixels (default 64)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's default)")
-    parser.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the trainer's default)")
-    parser.add_argument("--threshold-mode", default=None, help="good-quantile | synthetic-f1 (default: the trainer's default)")
+    add_training_arguments(parser)
     parser.add_argument("--save-models", type=Path, default=None, help="folder to save each trained model file in")
     parser.add_argument("--model", type=Path, action="append", default=[], help="evaluate this model file instead of training (repeatable)")
     parser.add_argument(
@@ -292,11 +298,7 @@ def main(argv=None) -> int:
         {"benchmark": "quality", "command": command, "machine": machine, "threads": threads,
          "data": {"root": str(dataset.root), **counts}, "results": results, "errors": errors},
     )
-    for key, error in errors.items():
-        print(f"FAILED {key}: {error}")
-    print(f"\nresults: {out}")
-    print(f"command: {command}")
-    return 1 if errors else 0
+    return finish(errors, out, command)
 
 
 if __name__ == "__main__":

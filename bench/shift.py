@@ -33,17 +33,14 @@ from common import (
     select_methods,
     write_results,
 )
-from quality import open_data, train
+from quality import add_training_arguments, open_data, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--data", type=Path, default=OUT_DIR / "elpv", help="ELPV copy in MVTec layout (default bench/out/elpv)")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--threshold-mode", default=None)
+    add_training_arguments(parser, image_size=128)
     parser.add_argument("--shift", type=float, default=8.0, help="largest move in pixels of the original image (default 8)")
     parser.add_argument("--angle", type=float, default=3.0, help="largest turn in degrees (default 3)")
     parser.add_argument("--align", action="store_true", help="train the models with alignment (TrainConfig.align)")

@@ -26,6 +26,7 @@ from common import (
     command_line,
     default_out,
     describe_machine,
+    finish,
     format_table,
     machine_info,
     method_params,
@@ -178,11 +179,7 @@ def main(argv=None) -> int:
             "errors": errors,
         },
     )
-    for key, error in errors.items():
-        print(f"FAILED {key}: {error}")
-    print(f"\nresults: {out}")
-    print(f"command: {command}")
-    return 1 if errors else 0
+    return finish(errors, out, command)
 
 
 if __name__ == "__main__":
