@@ -1,6 +1,6 @@
 """GigE Vision / GenICam cameras through Aravis (its GObject introspection bindings).
 
-``gige:DEVICE`` opens a camera by its Aravis device id or IP address (``gige:192.168.1.20``,
+``gige:DEVICE`` opens a camera by its Aravis device id or IP address (``gige:CAMERA-IP``,
 ``gige:127.0.0.1`` for Aravis's simulated camera ``arv-fake-gv-camera-0.8 -i 127.0.0.1``), with
 options after a ``?``: ``exposure_us=``, ``gain=``, ``trigger=free|software``. Free-running, the
 camera streams and the newest frame wins, as any camera; with ``trigger=software`` it takes one
