@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import time
 import uuid
 from typing import Any
 
@@ -95,8 +96,6 @@ def unstored_verdict(station: str, *, frame_id: int, frame_name: str, source: st
 def test_verdict(station: str) -> dict[str, Any]:
     """A message to check the wiring (the Line I/O panel's *Send test verdict*): decision NG, so a
     receiver that ignores ``test`` still rejects rather than passes a part."""
-    import time
-
     return {
         "schema": SCHEMA, "id": f"test:{uuid.uuid4().hex}", "station": station, "frame": -1, "frame_name": "", "source": "test",
         "time": iso_time(time.time()), "decision": NG, "score": None, "threshold": None, "model": "", "version": 0,

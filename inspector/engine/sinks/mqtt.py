@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -43,9 +44,7 @@ class MqttSink(Sink):
         self._client.on_disconnect = lambda *args: self._connected.clear()
 
     def _state_payload(self, state: str) -> bytes:
-        import time
-
-        return json.dumps({"station": self.station, "state": state, "time": iso_time(time.time())}).encode()
+            return json.dumps({"station": self.station, "state": state, "time": iso_time(time.time())}).encode()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
