@@ -33,11 +33,7 @@ import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
-
-import torch
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
 
 from inspector import __version__
 from inspector.atomic import write_bytes_atomic
@@ -46,8 +42,13 @@ from inspector.engine.align import Alignment
 from inspector.engine.regions import RegionRules
 from inspector.engine.threshold import Threshold
 from inspector.engine.tiling import Tiling
-from inspector.models import AnomalyModel, create_meta_model, create_model, get_method, method_names
 from inspector.text import first_line, shown
+
+if TYPE_CHECKING:  # torch and the methods load only with a trained model (an exported one needs neither)
+    import torch
+
+    from inspector.engine.backends import Backend
+    from inspector.models import AnomalyModel
 
 MODEL_SUFFIX = ".inspector"
 FORMAT_VERSION = 3  # the newest model file format this reader loads (see the module notes)
@@ -57,11 +58,11 @@ MAX_FILE_BYTES = 1 << 30  # no method's model comes near (TL-GANomaly at 256 px:
 MAX_HEADER_BYTES = 16 << 20  # tensor table + metadata; a real one is a few tens of kB
 MAX_TENSORS = 100_000
 MAX_WEIGHT_BYTES = MAX_FILE_BYTES - MAX_HEADER_BYTES  # the most weights a model file holds
-# safetensors dtype → (torch dtype, bytes per element)
-_DTYPES: dict[str, tuple[torch.dtype, int]] = {
-    "F64": (torch.float64, 8), "F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2),
-    "I64": (torch.int64, 8), "I32": (torch.int32, 4), "I16": (torch.int16, 2), "I8": (torch.int8, 1),
-    "U8": (torch.uint8, 1), "BOOL": (torch.bool, 1),
+# safetensors dtype → (torch dtype's name, bytes per element)
+_DTYPES: dict[str, tuple[str, int]] = {
+    "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
+    "I64": ("int64", 8), "I32": ("int32", 4), "I16": ("int16", 2), "I8": ("int8", 1),
+    "U8": ("uint8", 1), "BOOL": ("bool", 1),
 }
 
 
@@ -103,6 +104,8 @@ class ModelInfo:
         network is built: ``Config.from_dict`` fills in defaults)."""
         if key in self.config:
             return int(self.config[key])
+        from inspector.models import get_method
+
         return int(getattr(get_method(self.method).Config, key))
 
     @property
@@ -118,11 +121,13 @@ class ModelInfo:
         return d
 
     @classmethod
-    def from_dict(cls, d: Any, source: str = "model metadata") -> "ModelInfo":
+    def from_dict(cls, d: Any, source: str = "model metadata", settings: bool = True) -> "ModelInfo":
         """Checked metadata: anything of the wrong structure, type or range is a ModelFileError
-        starting with ``source`` (the file), never a KeyError or TypeError from deep inside."""
+        starting with ``source`` (the file), never a KeyError or TypeError from deep inside.
+        Without ``settings`` the method's options are not checked against its code (an exported
+        model: its graph is the network, and the method's code need not be installed)."""
         try:
-            return cls(**_checked(d))
+            return cls(**_checked(d, settings))
         except _Bad as e:
             raise ModelFileError(f"{source}: {e}") from None
 
@@ -191,9 +196,9 @@ def _shallow(value: Any) -> bool:
     return True
 
 
-def _checked(d: Any) -> dict[str, Any]:
+def _checked(d: Any, settings: bool = True) -> dict[str, Any]:
     """The ModelInfo fields of metadata ``d`` (unknown keys dropped: a newer file may add some),
-    each checked; raises _Bad."""
+    each checked (the method's options only with ``settings``); raises _Bad."""
     if not isinstance(d, dict):
         raise _Bad(f"the metadata must be a JSON object, got {type(d).__name__}")
     for key in ("method", "config", "threshold"):
@@ -221,14 +226,19 @@ def _checked(d: Any) -> dict[str, Any]:
         except ValueError as e:
             raise _Bad(first_line(e)) from None
     method = out["method"]
-    if not isinstance(method, str) or method not in method_names():
-        raise _Bad(f"unknown method {shown(method)}; available: {', '.join(method_names())}")
     if not isinstance(out["config"], dict):
         raise _Bad(f"config must be a JSON object, got {type(out['config']).__name__}")
-    try:  # every option's type and range (a size decides how much memory the network takes)
-        get_method(method).Config.from_dict(dict(out["config"]))
-    except (ValueError, TypeError) as e:
-        raise _Bad(f"settings of method '{method}': {e}") from None
+    if settings:
+        from inspector.models import get_method, method_names
+
+        if not isinstance(method, str) or method not in method_names():
+            raise _Bad(f"unknown method {shown(method)}; available: {', '.join(method_names())}")
+        try:  # every option's type and range (a size decides how much memory the network takes)
+            get_method(method).Config.from_dict(dict(out["config"]))
+        except (ValueError, TypeError) as e:
+            raise _Bad(f"settings of method '{method}': {e}") from None
+    elif not isinstance(method, str) or not 0 < len(method) <= 64:
+        raise _Bad(f"method must be a name, got {shown(method)}")
     t = out["threshold"]
     if not isinstance(t, dict) or "value" not in t:
         raise _Bad("threshold must be a JSON object with a 'value'")
@@ -291,6 +301,8 @@ class ModelBundle:
                 f"{path}: refused to save: the weights take {size / 2**20:.0f} MB, more than a model file may hold "
                 f"({MAX_FILE_BYTES >> 20} MB); train with smaller sizes (width, nz, image_size)"
             )
+        from safetensors.torch import save as save_tensors
+
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
         data = save_tensors(tensors, metadata={_FORMAT_KEY: str(written), _META_KEY: json.dumps(meta)})
         write_bytes_atomic(path, data)
@@ -314,6 +326,10 @@ class ModelBundle:
             data = f.read(size + 1)
         if len(data) != size or data[: len(header)] != header:
             raise ModelFileError(f"{path}: the file changed while it was read")
+        from safetensors.torch import load as load_tensors
+
+        from inspector.models import create_model
+
         try:
             model = create_model(info.method, **config)
             model.load_state_dict(load_tensors(data), strict=True)
@@ -321,6 +337,17 @@ class ModelBundle:
             raise ModelFileError(f"{path}: weights do not load into method '{info.method}': {_error_text(e)}") from None
         model.to(device).eval()
         return cls(model, info)
+
+    def backend(self, device: Any = "auto", runtime: str = "auto") -> Backend:
+        """The torch backend on ``device`` (a torch.device or a name: ``auto``, ``cpu``, ``cuda`` ...):
+        a trained model runs on torch; another runtime needs it exported first."""
+        from inspector.engine.backends import BackendError
+        from inspector.engine.backends.torch_backend import TorchBackend
+        from inspector.engine.device import select_device
+
+        if runtime not in ("auto", "torch"):
+            raise BackendError(f"a trained model runs on torch, not {runtime}: export it first (inspector export MODEL DEST --format onnx)")
+        return TorchBackend(self.model, device if not isinstance(device, str) else select_device(device))
 
 
 def read_info(path: Path | str) -> ModelInfo:
@@ -333,6 +360,8 @@ def read_info(path: Path | str) -> ModelInfo:
 
 
 def _option_names(method: str) -> set[str]:
+    from inspector.models import get_method
+
     return {f.name for f in dataclasses.fields(get_method(method).Config)}
 
 
@@ -428,13 +457,17 @@ def _parse(path: Path, header: bytes, size: int) -> tuple[dict[str, tuple[str, t
 def _check_weights(path: Path, method: str, config: dict[str, Any], tensors: dict[str, tuple[str, tuple[int, ...]]]) -> None:
     """The file's tensors against the network ``config`` builds, built on the meta device (shapes
     only, no memory), through the method's own load hooks (a method may adapt an older layout)."""
+    import torch
+
+    from inspector.models import create_meta_model
+
     try:
         model = create_meta_model(method, **config)
     except ValueError as e:
         raise ModelFileError(f"{path}: settings of method '{method}': {e}") from None
     except Exception as e:  # noqa: BLE001 — settings that pass the checks but still cannot build
         raise ModelFileError(f"{path}: method '{method}' cannot be built from its settings ({_error_text(e)})") from None
-    fake = {k: torch.empty(shape, dtype=_DTYPES[dtype][0], device="meta") for k, (dtype, shape) in tensors.items()}
+    fake = {k: torch.empty(shape, dtype=getattr(torch, _DTYPES[dtype][0]), device="meta") for k, (dtype, shape) in tensors.items()}
     try:
         with warnings.catch_warnings():  # a method's load hook may add a real default to the meta state
             warnings.filterwarnings("ignore", message=r".*copying from a non-meta parameter")

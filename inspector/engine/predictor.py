@@ -13,19 +13,22 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Any
+
 import cv2
 import numpy as np
-import torch
 
 from inspector.data.images import ImageReadError, read_image
 from inspector.engine.align import unwarp
-from inspector.engine.bundle import ModelBundle
+from inspector.engine.backends import Backend
 from inspector.engine.decision import NG, decide_with_rules
-from inspector.engine.device import select_device
 from inspector.engine.events import CancelToken, Progress
-from inspector.engine.preprocess import resize_to_model, to_tensor, to_uint8
+from inspector.engine.preprocess import resize_to_model, to_array
 from inspector.engine.regions import DEFAULT_LEVEL, Region, RegionRules, find_regions
-from inspector.models.base import eval_mode
+
+if TYPE_CHECKING:  # torch: only where a trained (not exported) model is scored
+    from inspector.engine.bundle import ModelBundle
+    from inspector.engine.exported import ExportedModel
 
 
 RegionEntry = tuple[tuple[float, ...], bool]  # region areas, largest first; whether the map was finite
@@ -37,7 +40,7 @@ class Prediction:
     threshold: float
     anomaly_map: np.ndarray  # float32 (H, W) at the input image's resolution
     heat: np.ndarray  # float32 (H, W) in [0, 1]: the map on the model's fixed display scale
-    reconstruction: np.ndarray  # uint8, input resolution, the model's channels
+    reconstruction: np.ndarray | None  # uint8, input resolution, the model's channels; None when not asked for
     image: np.ndarray  # the input image (uint8)
     elapsed_ms: float = 0.0
     path: Path | None = None
@@ -127,30 +130,53 @@ class _Prepared:
 
 
 class Predictor:
-    def __init__(self, bundle: ModelBundle, device: str | torch.device = "auto") -> None:
-        self.device = device if isinstance(device, torch.device) else select_device(device)
-        self.bundle = bundle
-        self.model = bundle.model.to(self.device).eval()
-        self.info = bundle.info
-        self.threshold = bundle.info.threshold.value  # the GUI may try another one without saving
+    """Scores with a trained model (``ModelBundle``: torch) or an exported one (``ExportedModel``:
+    ONNX Runtime or OpenVINO); everything around the network is the same code for both."""
+
+    def __init__(self, model: ModelBundle | ExportedModel, device: Any = "auto", runtime: str = "auto") -> None:
+        self.bundle = model
+        self.info = model.info
+        self.backend: Backend = model.backend(device, runtime)
+        self.threshold = model.info.threshold.value  # the GUI may try another one without saving
+
+    @property
+    def model(self) -> Any:
+        """What runs the network: the torch module for a trained model, else the backend."""
+        return getattr(self.backend, "model", self.backend)
+
+    @property
+    def device(self) -> Any:
+        """The torch device of a trained model, else where the backend runs, in words."""
+        return getattr(self.backend, "torch_device", self.backend.device)
+
+    @property
+    def runtime(self) -> str:
+        return self.backend.runtime
 
     @classmethod
-    def open(cls, ref: str | Path, device: str = "auto", registry=None) -> "Predictor":
-        """From a model file path or a registry name (``name`` or ``name@vN``)."""
+    def open(cls, ref: str | Path, device: str = "auto", registry=None, runtime: str = "auto") -> "Predictor":
+        """From an exported model (a folder ``inspector export`` wrote), a model file path or a
+        registry name (``name`` or ``name@vN``)."""
+        from inspector.engine.exported import ExportedModel, is_exported
+
+        if is_exported(ref):
+            return cls(ExportedModel.load(ref), device, runtime)
+        from inspector.engine.bundle import ModelBundle
         from inspector.engine.registry import ModelRegistry
 
         path = (registry or ModelRegistry()).resolve(ref)
-        return cls(ModelBundle.load(path), device)
+        return cls(ModelBundle.load(path), device, runtime)
 
     # --- scoring ----------------------------------------------------------------------------
-    def predict(self, image: np.ndarray, path: Path | None = None) -> Prediction:
-        return self.predict_batch([image], paths=[path])[0]
+    def predict(self, image: np.ndarray, path: Path | None = None, reconstruct: bool = True) -> Prediction:
+        return self.predict_batch([image], paths=[path], reconstruct=reconstruct)[0]
 
     def predict_batch(
-        self, images: Sequence[np.ndarray], paths: Sequence[Path | None] | None = None
+        self, images: Sequence[np.ndarray], paths: Sequence[Path | None] | None = None, reconstruct: bool = True
     ) -> list[Prediction]:
         """Score images of any size together (grouped by model input size; a tiled model's tiles
-        in batches of at most ``TILE_BATCH``)."""
+        in batches of at most ``TILE_BATCH``). Without ``reconstruct`` the prediction has no
+        reconstruction and a method that makes it apart from its score skips that work."""
         started = time.perf_counter()
         prepared = [self._prepare(im) for im in images]
         inputs = [(i, k, x) for i, p in enumerate(prepared) for k, x in enumerate(p.inputs)]
@@ -161,9 +187,9 @@ class Predictor:
         for group in groups.values():
             for start in range(0, len(group), TILE_BATCH):
                 chunk = group[start : start + TILE_BATCH]
-                scores, maps, recons = self._score([x for _, _, x in chunk])
+                out = self.backend.score(to_array([x for _, _, x in chunk]), reconstruct)
                 for j, (i, k, _) in enumerate(chunk):
-                    outputs[i][k] = (scores[j], maps[j], recons[j])
+                    outputs[i][k] = (out.scores[j], out.maps[j], None if out.reconstructions is None else out.reconstructions[j])
         results = [self._result(images[i], outputs[i], prepared[i]) for i in range(len(images))]
         elapsed = (time.perf_counter() - started) * 1000 / max(len(images), 1)
         for i, r in enumerate(results):
@@ -239,9 +265,9 @@ class Predictor:
             raise ValueError("a tiled model scores whole frames: use predict_batch")
         scores, maps = [], []
         for i in range(0, len(images), batch_size):
-            s, m, _ = self._score([self._prepare(im).inputs[0] for im in images[i : i + batch_size]])
-            scores.append(s)
-            maps.extend(m)
+            out = self.backend.score(to_array([self._prepare(im).inputs[0] for im in images[i : i + batch_size]]), False)
+            scores.append(out.scores)
+            maps.extend(out.maps)
         return np.concatenate(scores) if scores else np.zeros(0), maps
 
     # --- internals --------------------------------------------------------------------------
@@ -251,41 +277,32 @@ class Predictor:
         tiling, channels = self.info.tiling, self.info.channels
         if tiling is not None:
             tiles, boxes = tiling.cut(image)
-            size = self.model.input_size(*tiles[0].shape[:2])
-            return _Prepared([resize_to_model(t, size, channels) for t in tiles], boxes=boxes)
-        x = resize_to_model(image, self.model.input_size(image.shape[0], image.shape[1]), channels)
+            return _Prepared([resize_to_model(t, self.info.image_size, channels) for t in tiles], boxes=boxes)
+        x = resize_to_model(image, self.info.image_size, channels)
         if self.info.alignment is None:
             return _Prepared([x])
         x, matrix, confidence = self.info.alignment.align(x)
         return _Prepared([x], matrix=matrix, confidence=confidence)
 
-    @torch.inference_mode()
-    def _score(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        batch = to_tensor(inputs).to(self.device, non_blocking=True)
-        with eval_mode(self.model):
-            out = self.model.score(batch)
-        return (
-            out.image_score.float().cpu().numpy(),
-            out.anomaly_map.float().cpu().numpy(),
-            to_uint8(out.reconstruction),
-        )
-
     def _result(self, image: np.ndarray, outputs: list[tuple[float, np.ndarray, np.ndarray]], prepared: _Prepared) -> Prediction:
         h, w = image.shape[:2]
         if prepared.boxes is not None:  # a tiled part: its highest tile, the maps stitched at full size
             score = max(float(s) for s, _, _ in outputs)
-            sized = [(cv2.resize(m, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR),
-                      cv2.resize(r, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR).astype(np.float32))
-                     for (_, m, r), (y0, x0, y1, x1) in zip(outputs, prepared.boxes)]
-            amap = self.info.tiling.stitch([m for m, _ in sized], prepared.boxes, h, w).astype(np.float32)
-            recon = np.clip(self.info.tiling.stitch([r for _, r in sized], prepared.boxes, h, w) + 0.5, 0, 255).astype(np.uint8)
+            def stitched(images: list[np.ndarray]) -> np.ndarray:
+                sized = [cv2.resize(m, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+                         for m, (y0, x0, y1, x1) in zip(images, prepared.boxes)]
+                return self.info.tiling.stitch(sized, prepared.boxes, h, w)
+
+            amap = stitched([m for _, m, _ in outputs]).astype(np.float32)
+            recon = None if outputs[0][2] is None else np.clip(stitched([r for _, _, r in outputs]) + 0.5, 0, 255).astype(np.uint8)
         else:
             score, amap, recon = outputs[0]
         if prepared.matrix is not None:  # made in the reference's frame: back onto the part as it lay
-            amap, recon = unwarp(amap, prepared.matrix), unwarp(recon, prepared.matrix)
+            amap = unwarp(amap, prepared.matrix)
+            recon = None if recon is None else unwarp(recon, prepared.matrix)
         if amap.shape != (h, w):
             amap = cv2.resize(amap, (w, h), interpolation=cv2.INTER_LINEAR)
-            recon = cv2.resize(recon, (w, h), interpolation=cv2.INTER_LINEAR)
+            recon = None if recon is None else cv2.resize(recon, (w, h), interpolation=cv2.INTER_LINEAR)
         confidence = prepared.confidence
         scale = self.info.map_scale
         heat = np.clip((amap - scale["low"]) / max(scale["high"] - scale["low"], 1e-12), 0, 1).astype(np.float32)

@@ -221,6 +221,16 @@ def run_key(
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def holdout_indices(n: int, fraction: float, seed: int) -> list[int]:
+    """Which of ``n`` good training images are held out to calibrate (sorted); all of them when
+    there are too few to split (the model is then calibrated on its training images). Export
+    finds the same images again to measure parity on them."""
+    n_hold = max(int(round(n * fraction)), min(8, n // 4))
+    if n < 10 or n_hold < 2:
+        return list(range(n))
+    return sorted(np.random.default_rng(seed).permutation(n)[:n_hold].tolist())
+
+
 class Trainer:
     """Trains one model. Call ``fit`` from a worker thread; events arrive through ``on_event``."""
 
@@ -352,12 +362,9 @@ class Trainer:
 
     def _split(self, images: list) -> tuple[list, list]:
         """Hold out good images for calibration; with very few images, calibrate on the training set."""
-        n = len(images)
-        n_hold = max(int(round(n * self.config.holdout_fraction)), min(8, n // 4))
-        if n < 10 or n_hold < 2:
+        hold = set(holdout_indices(len(images), self.config.holdout_fraction, self.config.seed))
+        if len(hold) == len(images):
             return images, images
-        order = np.random.default_rng(self.config.seed).permutation(n)
-        hold = set(order[:n_hold].tolist())
         return [im for i, im in enumerate(images) if i not in hold], [images[i] for i in sorted(hold)]
 
     def _train(

@@ -90,10 +90,17 @@ class InpaintSkipGanomaly(ScoredSkipGanomaly):
         recon, amap = base.clone(), self.residual_map(x, base, sigma)
         mask = torch.zeros_like(x[:, :1])
         stands_out = self.pixel_threshold.to(amap.dtype)
+        tracing = torch.jit.is_tracing()  # an exported graph has no data-dependent branches: every pass on every image
         for _ in range(c.iterations):
-            level = torch.quantile(amap.flatten(1).float(), 1 - c.seed_fraction, dim=1).to(amap.dtype)
+            level = (_row_quantile if tracing else _torch_quantile)(amap.flatten(1).float(), 1 - c.seed_fraction).to(amap.dtype)
             seeds = (amap >= level[:, None, None]) & (amap > stands_out)
             grown = torch.maximum(mask, F.max_pool2d(seeds[:, None].to(x.dtype), 2 * radius + 1, 1, radius))
+            if tracing:  # the same values: an image whose mask did not grow completes to what it had
+                changed = (grown != mask).flatten(1).any(dim=1)[:, None, None, None]
+                mask = grown
+                recon = torch.where(changed, torch.where(mask > 0, self.complete(x, mask), base), recon)
+                amap = self.residual_map(x, recon, sigma)
+                continue
             active = (grown != mask).flatten(1).any(dim=1).nonzero().squeeze(1)
             if len(active) == 0:
                 break
@@ -116,3 +123,16 @@ class InpaintSkipGanomaly(ScoredSkipGanomaly):
         level = np.quantile(torch.cat(pixels).float().cpu().numpy(), self.config.mask_quantile)
         self.pixel_threshold.fill_(float(level))
         super().calibrate(batches)
+
+
+def _torch_quantile(rows: Tensor, q: float) -> Tensor:
+    return torch.quantile(rows, q, dim=1)
+
+
+def _row_quantile(rows: Tensor, q: float) -> Tensor:
+    """``torch.quantile(rows, q, dim=1)`` (linear interpolation) from a sort, which ONNX has and quantile has not."""
+    ordered = rows.sort(dim=1).values
+    position = q * (rows.shape[1] - 1)
+    low = int(position)
+    high = min(low + 1, rows.shape[1] - 1)
+    return torch.lerp(ordered[:, low], ordered[:, high], position - low)

@@ -1,0 +1,37 @@
+"""The torch backend: a trained ``AnomalyModel`` on CPU, CUDA or MPS."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from inspector.engine.backends.base import Scored
+from inspector.engine.preprocess import to_uint8
+from inspector.models.base import AnomalyModel, eval_mode
+
+
+def _TAKES_FLAG(model) -> bool:  # noqa: N802 — TEMPORARY until every method takes reconstruct
+    import inspect
+
+    return "reconstruct" in inspect.signature(model.score).parameters
+
+
+class TorchBackend:
+    runtime = "torch"
+
+    def __init__(self, model: AnomalyModel, device: torch.device) -> None:
+        self.model = model.to(device).eval()
+        self.torch_device = device
+        self.device = device.type
+
+    @torch.inference_mode()
+    def score(self, batch: np.ndarray, reconstruct: bool = True) -> Scored:
+        x = torch.from_numpy(batch).to(self.torch_device, non_blocking=True)
+        with eval_mode(self.model):
+            out = self.model.score(x, reconstruct=reconstruct) if _TAKES_FLAG(self.model) else self.model.score(x)
+        recon = out.reconstruction
+        return Scored(
+            out.image_score.float().cpu().numpy(),
+            out.anomaly_map.float().cpu().numpy(),
+            to_uint8(recon) if reconstruct and recon is not None else None,
+        )
