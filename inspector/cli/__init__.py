@@ -1,10 +1,10 @@
-"""Every capability, headless: ``inspector data|train|advise|eval|predict|models|live|history|methods|demo``; and ``gui``, the desktop app.
+"""Every capability, headless: ``inspector data|train|advise|eval|predict|models|export|live|history|methods|demo``; and ``gui``, the desktop app.
 
 Errors are one clear line on stderr and a non-zero exit code (set INSPECTOR_DEBUG=1 for the
 traceback). ``--json`` prints machine-readable output only, on stdout.
 
 One module per command group registers its own sub-parser: ``train``, ``advise``, ``evaluate``, ``predict``,
-``models``, ``live``, ``history`` and ``app`` (data, methods, demo, gui); ``common`` holds what
+``models``, ``export``, ``live``, ``history`` and ``app`` (data, methods, demo, gui); ``common`` holds what
 they share (exit codes, the error style, argument types, output helpers).
 """
 
@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from inspector.cli import advise, app, evaluate, history, live, models, predict, train
+from inspector.cli import advise, app, evaluate, export, history, live, models, predict, train
 from inspector.cli.common import EXIT_ERROR, EXIT_NOT_JUDGED, EXIT_NOT_STORED, EXIT_UNREADABLE, Parser
 
 __all__ = ["EXIT_ERROR", "EXIT_NOT_JUDGED", "EXIT_NOT_STORED", "EXIT_UNREADABLE", "build_parser", "main"]
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"inspector {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     app.register_data(sub)
-    for module in (train, advise, evaluate, predict, models, live, history, app):
+    for module in (train, advise, evaluate, predict, models, export, live, history, app):
         module.register(sub)
     return p
 

@@ -58,6 +58,14 @@ def number_in(kind: type, low: float | None, high: float | None, low_open: bool 
     return parse
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--runtime``: where and on what a model is scored (every scoring command)."""
+    parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
+    parser.add_argument("--runtime", choices=("auto", "torch", "onnxruntime", "openvino"), default="auto",
+                        help="what runs the network: torch for a model file; for an export (inspector export) "
+                             "onnxruntime or openvino, auto: the fastest installed here, measured once and remembered")
+
+
 def open_registry():
     """The model registry, imported late: ``inspector --help`` must not pay for the engine."""
     from inspector.engine.registry import ModelRegistry

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from inspector.cli.common import MAX_SEED, CliError, ProgressBar, fmt, number_in, open_registry, print_json
+from inspector.cli.common import MAX_SEED, CliError, ProgressBar, add_model_arguments, fmt, number_in, open_registry, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("data", metavar="DATA_DIR")
     e.add_argument("--out", metavar="REPORT_DIR", help="write ROC, histogram, confusion matrix, overlays, scores.csv")
     e.add_argument("--overlays", type=number_in(int, 0, 10_000), default=24, help="how many overlay images the report gets")
-    e.add_argument("--device", default="auto")
+    add_model_arguments(e)
     e.add_argument("--seed", type=number_in(int, 0, MAX_SEED), default=0, help="split seed for folders without a fixed split")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
@@ -27,7 +27,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from inspector.engine.predictor import Predictor
     from inspector.engine.report import write_report
 
-    predictor = Predictor.open(args.model, device=args.device, registry=open_registry())
+    predictor = Predictor.open(args.model, device=args.device, registry=open_registry(), runtime=args.runtime)
     dataset = open_dataset(Path(args.data), seed=args.seed)
     if not dataset.test:
         raise CliError(f"{args.data} has no test images to evaluate")

@@ -8,7 +8,7 @@ import sys
 import time
 
 from inspector.engine.decision import NG
-from inspector.cli.common import EXIT_ERROR, EXIT_NOT_JUDGED, EXIT_NOT_STORED, CliError, json_number, number_in, open_registry
+from inspector.cli.common import EXIT_ERROR, EXIT_NOT_JUDGED, EXIT_NOT_STORED, CliError, add_model_arguments, json_number, number_in, open_registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lv.add_argument("--recursive", action="store_true", help="folder: watch sub-folders too")
     lv.add_argument("--durable", action="store_true", help="fsync every result and its image before going on (survives power loss, slower)")
     lv.add_argument("--stats-every", type=number_in(float, 0.0, None), default=10.0, metavar="S", help="print statistics every S seconds (0 = never)")
-    lv.add_argument("--device", default="auto")
+    add_model_arguments(lv)
     lv.add_argument("--verbose", action="store_true", help="print every result, not only NG ones")
     lv.add_argument("--json", action="store_true", help="one JSON object per line: results, source states, a summary")
     lv.add_argument("--sink", action="append", default=[], metavar="URL",
@@ -95,7 +95,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         roi = parse_roi(args.roi if args.roi is not None else station.roi)  # the parser checked --roi already
     except ValueError as e:
         raise CliError(f"{args.station}: {e}" if args.roi is None and args.station else str(e)) from None
-    controller = LiveController(open_registry(), store_path=args.db, device=args.device, save_ok_every=args.save_ok_every,
+    controller = LiveController(open_registry(), store_path=args.db, device=args.device, runtime=args.runtime, save_ok_every=args.save_ok_every,
                                 synchronous="FULL" if args.durable else "NORMAL")
     predictor = controller.load(args.model)
     follow = registry_name(args.model)  # a bare name follows promote/rollback made elsewhere

@@ -66,17 +66,31 @@ def models_list(registry, args: argparse.Namespace) -> int:
 
 
 def models_show(registry, args: argparse.Namespace) -> int:
-    from inspector.engine.bundle import read_info
+    """A model's metadata; for an exported model's folder also what the export stored (its parity)."""
+    from inspector.engine.exported import ExportedModel, is_exported
 
-    path = registry.resolve(args.model)
-    info = read_info(path)
-    versions = [entry_summary(e) for e in registry.versions(info.name)] if info.name in registry.names() else []
+    exported = ExportedModel.load(args.model) if is_exported(args.model) else None
+    if exported is not None:
+        path, info = exported.path, exported.info
+    else:
+        from inspector.engine.bundle import read_info
+
+        path = registry.resolve(args.model)
+        info = read_info(path)
+    versions = [entry_summary(e) for e in registry.versions(info.name)] if exported is None and info.name in registry.names() else []
     data = {"path": str(path), **info.to_dict(), "versions": versions}
+    if exported is not None:
+        data["export"] = exported.summary()
     if args.json:
         print_json(data)
     else:
         print(json.dumps(data, indent=2, default=str))
         print(f"region rules: {info.rules.describe() if info.rules is not None else 'none (the score alone decides)'}")
+        if exported is not None:
+            from inspector.cli.export import parity_text
+
+            print(f"exported: {exported.format} {exported.precision} from {exported.export.get('source')}")
+            print(parity_text(exported.parity))
     return 0
 
 

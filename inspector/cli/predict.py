@@ -7,12 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from inspector.cli.common import EXIT_UNREADABLE, MAX_BATCH, CliError, ProgressBar, number_in, open_registry, print_json
+from inspector.cli.common import EXIT_UNREADABLE, MAX_BATCH, CliError, ProgressBar, add_model_arguments, number_in, open_registry, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     pr = sub.add_parser("predict", help="score images or folders")
-    pr.add_argument("model", metavar="MODEL")
+    pr.add_argument("model", metavar="MODEL", help="name, name@vN, model file, or an exported model's folder")
     pr.add_argument("paths", metavar="PATH", nargs="+")
     pr.add_argument("--out", metavar="DIR", help="write overlay PNGs here, mirroring the folders below the paths' "
                                                  "common parent: a/x.png -> DIR/a/x.png_overlay.png")
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--opacity", type=number_in(float, 0.0, 1.0), default=0.5, help="heat map opacity, 0..1")
     pr.add_argument("--recursive", action="store_true")
     pr.add_argument("--batch-size", type=number_in(int, 1, MAX_BATCH), default=16, help=f"1..{MAX_BATCH}")
-    pr.add_argument("--device", default="auto")
+    add_model_arguments(pr)
     pr.add_argument("--strict", action="store_true", help=f"exit {EXIT_UNREADABLE} when any file was unreadable")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_predict)
@@ -65,7 +65,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from inspector.engine.predictor import Predictor
     from inspector.engine.results_store import write_csv
 
-    predictor = Predictor.open(args.model, device=args.device, registry=open_registry())
+    predictor = Predictor.open(args.model, device=args.device, registry=open_registry(), runtime=args.runtime)
     rules = predictor.info.rules
     unit = rules.unit if rules is not None else "px"
     files: list[Path] = []
@@ -85,7 +85,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         overlays.setdefault(f, []).append(name)
     rows, failed = [], []
     bar = ProgressBar("scoring", not args.json and out is not None)
-    for path, result in predictor.predict_paths(files, batch_size=args.batch_size, progress=lambda p: bar.update(p.done, p.total)):
+    scored = predictor.predict_paths(files, batch_size=args.batch_size, progress=lambda p: bar.update(p.done, p.total),
+                                     reconstruct=out is not None)
+    for path, result in scored:
         if isinstance(result, ImageReadError):
             failed.append({"path": str(path), "reason": result.reason})
             if not args.json:

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,8 @@ def _write_graphs(bundle: ModelBundle, folder: Path, fmt: str, int8: bool, good:
         outputs = ["score", "map"] + (["reconstruction"] if reconstruct else [])
         onnx_path = folder / f"{name}.onnx"
         try:
-            with torch.inference_mode(False), torch.no_grad():
+            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's notes on Python values: parity, not warnings, judges the graph
                 torch.onnx.export(_Graph(model, reconstruct), (example,), str(onnx_path), input_names=["input"],
                                   output_names=outputs, opset_version=OPSET, dynamo=False,
                                   dynamic_axes={n: {0: "batch"} for n in ["input", *outputs]} if batch == "dynamic" else None)

@@ -81,12 +81,14 @@ class LiveController:
         registry: ModelRegistry | Callable[[], ModelRegistry] | None = None,
         store_path: str | Path | None = None,
         device: str = "auto",
+        runtime: str = "auto",
         save_ok_every: int = 0,
         synchronous: str = "NORMAL",
     ) -> None:
         self._registry = registry
         self.store_path = Path(store_path) if store_path else None
         self.device = device
+        self.runtime = runtime  # what runs an exported model (a trained one runs on torch)
         self.save_ok_every = max(0, int(save_ok_every))
         self.synchronous = synchronous
         self.model_name = ""  # the registry name lineage, pool, retrain and promote are about
@@ -130,16 +132,21 @@ class LiveController:
 
     def load(self, ref: str | Path | None = None) -> Predictor:
         """The predictor for ``ref`` (a registry name, ``name@vN`` or a model file; default: the
-        chosen model's version in use). Blocking: loads torch and the weights. The results of an
-        unregistered file are labelled with the file's name."""
+        chosen model's version in use) or an exported model's folder. Blocking: loads the
+        runtime and the weights. The results of an unregistered file are labelled with its name."""
+        from inspector.engine.exported import is_exported
         from inspector.engine.predictor import Predictor
 
         target = ref if ref is not None else self.model_name
         if not target:
             raise ValueError("choose a model first")
-        registry = self.registry()
-        path = registry.resolve(target)
-        predictor = Predictor.open(path, self.device, registry=registry)
+        if is_exported(target):  # scored without torch and without the registry
+            path = Path(target)
+            predictor = Predictor.open(path, self.device, runtime=self.runtime)
+        else:
+            registry = self.registry()
+            path = registry.resolve(target)
+            predictor = Predictor.open(path, self.device, registry=registry, runtime=self.runtime)
         if not predictor.info.name:
             predictor.info.name = Path(path).stem
         return predictor

@@ -203,6 +203,7 @@ class Predictor:
         batch_size: int = 16,
         cancel: CancelToken | None = None,
         progress: Callable[[Progress], None] | None = None,
+        reconstruct: bool = True,
     ) -> Iterator[tuple[Path, Prediction | ImageReadError]]:
         """Score files; a file that cannot be read or scored yields its error and the rest carry on.
 
@@ -223,10 +224,10 @@ class Predictor:
             pending_pixels = 0
             try:
                 predictions: list[Prediction | ScoreError] = list(
-                    self.predict_batch([im for _, im in batch], [p for p, _ in batch])
+                    self.predict_batch([im for _, im in batch], [p for p, _ in batch], reconstruct)
                 )
             except Exception:  # noqa: BLE001 — find the image that failed; the others are scored
-                predictions = [self._predict_one(im, p) for p, im in batch]
+                predictions = [self._predict_one(im, p, reconstruct) for p, im in batch]
             for (p, _), pred in zip(batch, predictions):
                 done += 1
                 yield p, pred
@@ -249,9 +250,9 @@ class Predictor:
         if pending:
             yield from flush()
 
-    def _predict_one(self, image: np.ndarray, path: Path) -> Prediction | ScoreError:
+    def _predict_one(self, image: np.ndarray, path: Path, reconstruct: bool = True) -> Prediction | ScoreError:
         try:
-            return self.predict_batch([image], [path])[0]
+            return self.predict_batch([image], [path], reconstruct)[0]
         except MemoryError:
             return ScoreError(path, f"not enough memory to score a {image.shape[1]}×{image.shape[0]} image")
         except Exception as e:  # noqa: BLE001 — reported with the file, the run carries on

@@ -1,0 +1,50 @@
+"""``inspector export``: a model as ONNX or OpenVINO graphs for a line PC, its parity measured and stored."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from inspector.cli.common import CliError, open_registry, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("export", help="export a model for ONNX Runtime or OpenVINO (scored without torch), parity measured")
+    e.add_argument("model", metavar="MODEL", help="name, name@vN or model file")
+    e.add_argument("dest", metavar="DEST", help="the folder to write (it must not exist, or be an export with --force)")
+    e.add_argument("--format", choices=("onnx", "openvino"), default="onnx")
+    e.add_argument("--int8", action="store_true", help="quantise to int8 (static, calibrated on the good images); flips are reported")
+    e.add_argument("--data", metavar="DIR", help="the model's training folder, for its held-out good images (default: the folder it records)")
+    e.add_argument("--force", action="store_true", help="replace an existing export at DEST; accept an int8 export that flips verdicts")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from inspector.engine.bundle import ModelBundle
+    from inspector.engine.export import ExportRefused, export
+
+    bundle = ModelBundle.load(open_registry().resolve(args.model))
+    try:
+        result = export(bundle, args.dest, args.format, int8=args.int8, data=args.data, force=args.force)
+    except ExportRefused as e:
+        raise CliError(str(e)) from None
+    parity = result.parity
+    if args.json:
+        print_json({"path": str(result.model.path), **result.model.summary()})
+        return 0
+    print(f"exported {bundle.info.ref} to {result.model.path} ({args.format}, {result.model.precision})")
+    print(parity_text(parity))
+    if args.int8 and parity["flips"]:
+        print(f"warning: int8 flips {parity['flips']} verdict(s); exported because of --force", file=sys.stderr)
+    return 0
+
+
+def parity_text(parity: dict) -> str:
+    """The parity an export stored, in a few lines (``inspector export`` and ``models show``)."""
+    lines = [f"parity on {parity['good_images']} held-out good images and {parity['synthetic_defects']} synthetic defects "
+             f"(torch AUROC {parity['torch_auroc']:.4f}):"]
+    for runtime, r in parity["runtimes"].items():
+        lines.append(f"  {runtime:22s} {r['flips']} flip(s), score diff {r['max_score_diff']:.3g} ({r['max_score_diff_relative']:.2g} of scale), "
+                     f"map diff {r['max_map_diff']:.3g} ({r['max_map_diff_relative']:.2g} of range), AUROC {r['auroc']:.4f}")
+    return "\n".join(lines)
