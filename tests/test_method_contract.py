@@ -114,12 +114,47 @@ def test_score_shapes_and_ranges(method, size, channels):
     options = SPECS[method].tiny | ({"patch_size": min(16, size)} if method == "patch-ganomaly" else {})
     model = create_model(method, image_size=size, channels=channels, **options).eval()
     assert model.input_size(size, size) == (size, size)
+    batch = torch.rand(2, channels, size, size) * 2 - 1
     with torch.no_grad():
-        out = model.score(torch.rand(2, channels, size, size) * 2 - 1)
+        out, lean = model.score(batch), model.score(batch, reconstruct=False)
     assert out.image_score.shape == (2,) and torch.isfinite(out.image_score).all()
     assert out.anomaly_map.shape == (2, size, size) and (out.anomaly_map >= 0).all()
     assert out.reconstruction.shape == (2, channels, size, size)
     assert out.reconstruction.min() >= -1 and out.reconstruction.max() <= 1
+    # live mode does not ask for the reconstruction: nothing it judges by may change
+    assert torch.equal(lean.image_score, out.image_score) and torch.equal(lean.anomaly_map, out.anomaly_map)
+    assert lean.reconstruction is None or torch.equal(lean.reconstruction, out.reconstruction)
+
+
+def model_state(model: torch.nn.Module) -> list:
+    """What scoring must leave as it was: each tensor (which one, its in-place version count, whether
+    it takes gradients) and which object each attribute of each module holds."""
+    tensors = [(n, id(t), t._version, t.requires_grad) for n, t in [*model.named_parameters(), *model.named_buffers()]]
+    return tensors + [(n, {k: id(v) for k, v in vars(m).items()}) for n, m in model.named_modules()]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_scoring_leaves_the_model_as_it_was(method, monkeypatch):
+    """Live mode's inference workers score one model from several threads at once: a score that
+    caches, writes a buffer or switches a flag and back (e.g. freezing weights) would race."""
+    require_weights(method)
+    model = create_model(method, image_size=32, channels=1, **SPECS[method].tiny).eval()
+    parameters = {id(p) for p in model.parameters()}
+    switched = []
+    requires_grad_ = torch.Tensor.requires_grad_
+
+    def recording(tensor: torch.Tensor, flag: bool = True) -> torch.Tensor:
+        if id(tensor) in parameters:
+            switched.append(flag)
+        return requires_grad_(tensor, flag)
+
+    before = model_state(model)
+    monkeypatch.setattr(torch.Tensor, "requires_grad_", recording)
+    with torch.inference_mode():
+        model.score(parts_batch(2, 32))
+        model.score(parts_batch(2, 32), reconstruct=False)
+    assert not switched, f"{method}'s score switched requires_grad of its weights"
+    assert model_state(model) == before
 
 
 # --- training --------------------------------------------------------------------------------
@@ -180,6 +215,13 @@ def test_a_planted_defect_scores_above_good_parts_and_its_map_is_hotter_inside(t
 def test_the_heat_map_scale_stays_within_what_the_map_can_reach(trained):
     scale, top = trained.info.map_scale, trained.model.map_max
     assert scale["low"] < scale["high"] <= (top if top is not None else np.inf)
+
+
+def test_a_trained_model_scores_the_same_without_its_reconstruction(trained):
+    with torch.inference_mode():
+        batch = parts_batch(4, 32, seed=3).to(next(iter(trained.model.state_dict().values())).device)
+        out, lean = trained.model.score(batch), trained.model.score(batch, reconstruct=False)
+    assert torch.equal(lean.image_score, out.image_score) and torch.equal(lean.anomaly_map, out.anomaly_map)
 
 
 def test_a_saved_model_loads_back_to_identical_scores(trained, tmp_path, parts_dir):

@@ -4,7 +4,9 @@ A method is an ``AnomalyModel`` subclass with a ``Config`` dataclass of hyper-pa
 Training is one call per batch (``training_step``), which runs the method's own optimiser
 updates through a ``StepContext`` (so mixed precision and gradient scaling live in one place).
 Scoring (``score``) runs in eval mode and returns an image score, a pixel anomaly map and a
-reconstruction for every image in the batch.
+reconstruction for every image in the batch (the reconstruction only when asked for, where it is
+work of its own). ``score`` leaves the model as it was: live mode's inference workers score one
+model from several threads at once.
 """
 
 from __future__ import annotations
@@ -125,12 +127,13 @@ class ScoreOutput:
 
     image_score: (B,) higher = more anomalous
     anomaly_map: (B, H, W) at the model's input size, higher = more anomalous
-    reconstruction: (B, C, H, W) in the model's input range [-1, 1]
+    reconstruction: (B, C, H, W) in the model's input range [-1, 1]; None when ``score`` was not
+        asked for it and the method could skip it
     """
 
     image_score: Tensor
     anomaly_map: Tensor
-    reconstruction: Tensor
+    reconstruction: Tensor | None
 
 
 @dataclass
@@ -214,8 +217,14 @@ class AnomalyModel(nn.Module):
         """
         return self.config.image_size, self.config.image_size
 
-    def score(self, batch: Tensor) -> ScoreOutput:
-        """Score a batch in [-1, 1]. Called under ``torch.no_grad`` with the model in eval mode."""
+    def score(self, batch: Tensor, reconstruct: bool = True) -> ScoreOutput:
+        """Score a batch in [-1, 1]. Called under ``torch.no_grad`` with the model in eval mode,
+        possibly from several threads at once: nothing in the model may change (no caches, no
+        flags switched and back).
+
+        ``reconstruct=False`` when nobody looks at the reconstruction (live mode): a method whose
+        reconstruction is work apart from its score skips it (``reconstruction`` None); one whose
+        score is made from it returns it anyway. Scores and maps are the same either way."""
         raise NotImplementedError
 
     def fit_normal(self, batches: Iterable[Tensor]) -> None:

@@ -52,7 +52,8 @@ class Autoencoder(AnomalyModel):
         ctx.optimise(losses["loss"], self.optimizers["autoencoder"])
         return {k: v.item() for k, v in losses.items()}
 
-    def score(self, batch: Tensor) -> ScoreOutput:
+    def score(self, batch: Tensor, reconstruct: bool = True) -> ScoreOutput:
+        """The score is made from the reconstruction: it is returned whatever ``reconstruct`` says."""
         x_hat = self.network(batch)
         amap = self.residual_map(batch, x_hat, sigma=self.config.image_size / 32)
         return ScoreOutput(top_fraction_mean(amap, self.config.top_fraction), amap, x_hat)

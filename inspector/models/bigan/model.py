@@ -121,7 +121,8 @@ class BiGan(AnomalyModel):
             distances.append((f_x - f_rec).pow(2).mean(dim=1).flatten(1).mean(dim=1))
         return torch.stack(distances).mean(dim=0)
 
-    def score(self, batch: Tensor) -> ScoreOutput:
+    def score(self, batch: Tensor, reconstruct: bool = True) -> ScoreOutput:
+        """The score is made from the reconstruction: it is returned whatever ``reconstruct`` says."""
         residual, feature, amap, x_rec = self._terms(batch)
         score = two_term_score(residual, feature, self.config.score_weight, self.score_scale)
         return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=x_rec)

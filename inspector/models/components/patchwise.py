@@ -132,8 +132,9 @@ class PatchwiseGanomaly(AnomalyModel):
         """
         return self.config.image_size, self.config.image_size
 
-    def _maps(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Stitched residual map (B, H, W), latent map (B, H, W) and reconstruction (B, C, H, W)."""
+    def _maps(self, batch: Tensor, reconstruct: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Stitched residual map (B, H, W), latent map (B, H, W) and reconstruction (B, C, H, W;
+        stitched only when ``reconstruct``: the maps come from the windows)."""
         c = self.config
         h, w = batch.shape[-2:]
         windows, origins = extract_windows(batch, c.patch, c.window_stride)
@@ -149,7 +150,7 @@ class PatchwiseGanomaly(AnomalyModel):
         residual = (windows - x_hat).abs().mean(dim=2, keepdim=True)
         residual_map = gaussian_blur(stitch(residual, origins, h, w), c.sigma).squeeze(1)
         latent_map = gaussian_blur(stitch(latent, origins, h, w), c.sigma).squeeze(1)
-        return residual_map, latent_map, stitch(x_hat, origins, h, w)
+        return residual_map, latent_map, stitch(x_hat, origins, h, w) if reconstruct else None
 
     def anomaly_map(self, residual_map: Tensor, latent_map: Tensor) -> Tensor:
         c = self.config
@@ -159,17 +160,18 @@ class PatchwiseGanomaly(AnomalyModel):
             return latent_map
         return two_term_score(residual_map, latent_map, c.map_weight, self.map_scale)
 
-    def score(self, batch: Tensor) -> ScoreOutput:
-        residual_map, latent_map, reconstruction = self._maps(batch)
+    def score(self, batch: Tensor, reconstruct: bool = True) -> ScoreOutput:
+        """The windows' reconstructions are scored; stitching them into one image only when asked for."""
+        residual_map, latent_map, reconstruction = self._maps(batch, reconstruct)
         amap = self.anomaly_map(residual_map, latent_map).clamp_min(0)
         score = reduce_map(amap, self.config.score_reduce, self.config.topk_fraction)
-        return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=reconstruction.clamp(-1, 1))
+        return ScoreOutput(score, amap, reconstruction.clamp(-1, 1) if reconstruction is not None else None)
 
     def calibrate(self, batches: Iterable[Tensor]) -> None:
         """Mean residual and latent map values on held-out good images (scales for "combined")."""
         sums, pixels = torch.zeros(2, dtype=torch.float64), 0
         for batch in batches:
-            residual_map, latent_map, _ = self._maps(batch)
+            residual_map, latent_map, _ = self._maps(batch, reconstruct=False)
             sums += torch.stack([residual_map.sum(), latent_map.sum()]).double().cpu()
             pixels += residual_map.numel()
         if pixels:

@@ -184,7 +184,8 @@ class ScoredSkipGanomaly(SkipGanomalyNetworks):
         """(reconstruction term, latent distance, anomaly map, reconstruction) of each image."""
         raise NotImplementedError
 
-    def score(self, batch: Tensor) -> ScoreOutput:
+    def score(self, batch: Tensor, reconstruct: bool = True) -> ScoreOutput:
+        """The score is made from the reconstruction: it is returned whatever ``reconstruct`` says."""
         recon, latent, amap, x_hat = self._terms(batch)
         score = two_term_score(recon, latent, self.config.score_weight, self.score_scale)
         return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=x_hat)

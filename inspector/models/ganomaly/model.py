@@ -134,7 +134,8 @@ class Ganomaly(AnomalyModel):
         batch = batch.contiguous(memory_format=torch.channels_last)
         return feature_distance_map(net.features, batch, x_hat, c.feature_layers, tuple(batch.shape[-2:]))
 
-    def score(self, batch: Tensor) -> ScoreOutput:
+    def score(self, batch: Tensor, reconstruct: bool = True) -> ScoreOutput:
+        """Every score mode is made from the reconstruction: it is returned whatever ``reconstruct`` says."""
         c = self.config
         if c.score_mode == "features":
             batch, x_hat, _ = self._reconstruct(batch, need_latent=False)

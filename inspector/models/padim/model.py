@@ -62,6 +62,7 @@ class Padim(FittedFeatureModel):
     def fit_normal(self, batches: Iterable[Tensor]) -> None:
         self.gaussian.fit(self.selected(b) for b in batches)
 
-    def score(self, batch: Tensor) -> ScoreOutput:
+    def score(self, batch: Tensor, reconstruct: bool = True) -> ScoreOutput:
+        """The reconstruction is the input itself (None unless asked for)."""
         amap = upsampled_map(self.gaussian(self.selected(batch)), tuple(batch.shape[-2:]), self.config.map_sigma)
-        return ScoreOutput(amap.flatten(1).amax(dim=1), amap, batch.clamp(-1, 1))
+        return ScoreOutput(amap.flatten(1).amax(dim=1), amap, batch.clamp(-1, 1) if reconstruct else None)

@@ -102,7 +102,8 @@ class PatchCore(FittedFeatureModel):
         k = min(max(1, round(c.coreset_ratio * len(rows))), c.max_bank)
         self.bank = rows[greedy_coreset(rows, k, generator)].to(self.bank.device)
 
-    def score(self, batch: Tensor) -> ScoreOutput:
+    def score(self, batch: Tensor, reconstruct: bool = True) -> ScoreOutput:
+        """The reconstruction is the input itself (None unless asked for)."""
         rows, (h, w) = self.patches(batch)
         # unfitted: the distance to the origin, as PaDiM's unfitted Gaussian (mean 0, identity)
         bank = self.bank if len(self.bank) else self.bank.new_zeros(1, self.bank.shape[1])
@@ -112,7 +113,7 @@ class PatchCore(FittedFeatureModel):
         if self.config.reweight and len(bank) > 1:
             image_score = image_score * self._weight(rows.view(len(batch), h * w, -1), bank, worst, index)
         amap = upsampled_map(distance.view(-1, h, w), tuple(batch.shape[-2:]), self.config.map_sigma)
-        return ScoreOutput(image_score, amap, batch.clamp(-1, 1))
+        return ScoreOutput(image_score, amap, batch.clamp(-1, 1) if reconstruct else None)
 
     def _weight(self, rows: Tensor, bank: Tensor, worst: Tensor, index: Tensor) -> Tensor:
         """The paper's reweighting (eq. 7): 1 − softmax of the worst patch's distances to its nearest

@@ -130,16 +130,17 @@ class TransGan(AnomalyModel):
         """z* for every image of the batch together; returns (z*, steps taken).
 
         Scoring runs under no_grad/inference mode, so gradients are switched back on here, for
-        z only: the networks stay in eval mode with their weights frozen.
+        z only (``autograd.grad`` of z, never of the weights, and no flag of the networks switched:
+        several threads may score the model at once).
         """
         c = self.config
         z0 = self._initial_z(x)
         if c.search_steps == 0:
             return z0, 0
         started = time.perf_counter()
-        with torch.inference_mode(False), torch.enable_grad(), frozen(self.generator, self.discriminator):
+        with torch.inference_mode(False), torch.enable_grad():
             x = x.clone()  # tensors made under inference mode cannot take part in autograd
-            _, features = self.discriminator(x)
+            features = self.discriminator(x)[1].detach()  # a constant of the search
 
             def objective(z: Tensor) -> Tensor:  # the AnoGAN loss of each image
                 x_hat = self.generator(z)
@@ -158,8 +159,8 @@ class TransGan(AnomalyModel):
                     best_z[better] = z[better]
                 if steps == c.search_steps or time.perf_counter() - started >= c.search_time_s:
                     break
-                optimiser.zero_grad(set_to_none=True)
-                loss.sum().backward()  # images are independent: the sum gives each its own gradient
+                # images are independent: the sum gives each its own gradient
+                z.grad = torch.autograd.grad(loss.sum(), z)[0]
                 optimiser.step()
                 steps += 1
         return best_z.detach(), steps
@@ -178,7 +179,8 @@ class TransGan(AnomalyModel):
         z, _ = self.search(batch)
         return self._terms(batch, z)
 
-    def score(self, batch: Tensor) -> ScoreOutput:
+    def score(self, batch: Tensor, reconstruct: bool = True) -> ScoreOutput:
+        """The score is made from the reconstruction: it is returned whatever ``reconstruct`` says."""
         residual, feature, amap, x_hat = self._searched_terms(batch)
         score = two_term_score(residual, feature, self.config.score_weight, self.score_scale)
         return ScoreOutput(image_score=score, anomaly_map=amap, reconstruction=x_hat)
