@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from inspector.engine.bundle import ModelBundle
     from inspector.engine.export import ExportRefused, export
+    from inspector.engine.exported import parity_lines
 
     bundle = ModelBundle.load(open_registry().resolve(args.model))
     try:
@@ -34,17 +35,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print_json({"path": str(result.model.path), **result.model.summary()})
         return 0
     print(f"exported {bundle.info.ref} to {result.model.path} ({args.format}, {result.model.precision})")
-    print(parity_text(parity))
+    print("\n".join(parity_lines(parity)))
     if args.int8 and parity["flips"]:
         print(f"warning: int8 flips {parity['flips']} verdict(s); exported because of --force", file=sys.stderr)
     return 0
 
-
-def parity_text(parity: dict) -> str:
-    """The parity an export stored, in a few lines (``inspector export`` and ``models show``)."""
-    lines = [f"parity on {parity['good_images']} held-out good images and {parity['synthetic_defects']} synthetic defects "
-             f"(torch AUROC {parity['torch_auroc']:.4f}):"]
-    for runtime, r in parity["runtimes"].items():
-        lines.append(f"  {runtime:22s} {r['flips']} flip(s), score diff {r['max_score_diff']:.3g} ({r['max_score_diff_relative']:.2g} of scale), "
-                     f"map diff {r['max_map_diff']:.3g} ({r['max_map_diff_relative']:.2g} of range), AUROC {r['auroc']:.4f}")
-    return "\n".join(lines)

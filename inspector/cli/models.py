@@ -67,7 +67,7 @@ def models_list(registry, args: argparse.Namespace) -> int:
 
 def models_show(registry, args: argparse.Namespace) -> int:
     """A model's metadata; for an exported model's folder also what the export stored (its parity)."""
-    from inspector.engine.exported import ExportedModel, is_exported
+    from inspector.engine.exported import ExportedModel, is_exported, parity_lines
 
     exported = ExportedModel.load(args.model) if is_exported(args.model) else None
     if exported is not None:
@@ -87,10 +87,8 @@ def models_show(registry, args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, default=str))
         print(f"region rules: {info.rules.describe() if info.rules is not None else 'none (the score alone decides)'}")
         if exported is not None:
-            from inspector.cli.export import parity_text
-
             print(f"exported: {exported.format} {exported.precision} from {exported.export.get('source')}")
-            print(parity_text(exported.parity))
+            print("\n".join(parity_lines(exported.parity)))
     return 0
 
 

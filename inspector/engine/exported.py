@@ -141,6 +141,19 @@ class ExportedModel:
         return {k: self.export[k] for k in keys if k in self.export}
 
 
+def parity_lines(parity: dict[str, Any]) -> list[str]:
+    """The parity an export stored, in a few lines: one home for ``inspector export``,
+    ``inspector models show`` and the app's Models page."""
+    if not parity or not parity.get("runtimes"):
+        return ["no parity stored"]
+    lines = [f"parity on {parity['good_images']} held-out good images and {parity['synthetic_defects']} synthetic defects "
+             f"(torch AUROC {parity['torch_auroc']:.4f}):"]
+    for runtime, r in parity["runtimes"].items():
+        lines.append(f"  {runtime:22s} {r['flips']} flip(s), score diff {r['max_score_diff']:.3g} ({r['max_score_diff_relative']:.2g} of scale), "
+                     f"map diff {r['max_map_diff']:.3g} ({r['max_map_diff_relative']:.2g} of range), AUROC {r['auroc']:.4f}")
+    return lines
+
+
 def open_backend(model: ExportedModel, runtime: str, device: Any = "auto", threads: int | None = None) -> Backend:
     if runtime == "onnxruntime":
         from inspector.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
