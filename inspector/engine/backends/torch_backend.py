@@ -10,12 +10,6 @@ from inspector.engine.preprocess import to_uint8
 from inspector.models.base import AnomalyModel, eval_mode
 
 
-def _TAKES_FLAG(model) -> bool:  # noqa: N802 — TEMPORARY until every method takes reconstruct
-    import inspect
-
-    return "reconstruct" in inspect.signature(model.score).parameters
-
-
 class TorchBackend:
     runtime = "torch"
 
@@ -28,7 +22,7 @@ class TorchBackend:
     def score(self, batch: np.ndarray, reconstruct: bool = True) -> Scored:
         x = torch.from_numpy(batch).to(self.torch_device, non_blocking=True)
         with eval_mode(self.model):
-            out = self.model.score(x, reconstruct=reconstruct) if _TAKES_FLAG(self.model) else self.model.score(x)
+            out = self.model.score(x, reconstruct=reconstruct)
         recon = out.reconstruction
         return Scored(
             out.image_score.float().cpu().numpy(),
