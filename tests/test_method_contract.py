@@ -2,11 +2,10 @@
 
 Options and score shapes, a short training run lowering the loss (for a method fitted by one pass
 without gradients, ``fit_only``: nothing trainable, and after that pass unseen good parts scoring well
-below noise), a planted defect found after a brief run through the Trainer, and a model file that
-loads back to identical scores. What only one method
-does is tested in ``tests/methods/test_<method>.py``.
-
-Not covered yet: export (to ONNX or similar) is not implemented; its check belongs here once it is.
+below noise), a planted defect found after a brief run through the Trainer, a model file that
+loads back to identical scores, and an ONNX export that keeps every verdict through every installed
+runtime (or a method that says why it cannot be exported). What only one method does is tested
+in ``tests/methods/test_<method>.py``.
 """
 
 from __future__ import annotations
@@ -237,3 +236,23 @@ def test_a_saved_model_loads_back_to_identical_scores(trained, tmp_path, parts_d
     b = [(p.score, p.anomaly_map) for p in Predictor(loaded, "cpu").predict_batch(images)]
     assert [s for s, _ in a] == [s for s, _ in b]
     assert all(np.array_equal(m, n) for (_, m), (_, n) in zip(a, b))
+
+
+def test_an_exported_model_keeps_every_verdict_or_the_method_says_why_not(trained, tmp_path, parts_dir):
+    """ONNX export with parity measured through every installed runtime, both graphs, on held-out
+    parts and synthetic defects: no flip, scores within the bound; then unseen parts decided alike."""
+    from inspector.engine.export import NOT_EXPORTABLE, ExportRefused, export
+
+    images = [read_image(p) for p in list_images(parts_dir)[:8]]
+    method = trained.info.method
+    if method in NOT_EXPORTABLE:
+        with pytest.raises(ExportRefused, match=f"method '{method}' cannot be exported: "):
+            export(trained, tmp_path / "x", images=images)
+        return
+    exported = export(trained, tmp_path / "x", images=images).model
+    assert exported.parity["flips"] == 0 and exported.parity["max_score_diff_relative"] <= 1e-4
+    rng = np.random.default_rng(11)
+    unseen = [make_part(rng) for _ in range(4)]
+    expected = [p.decision for p in Predictor(trained, "cpu").predict_batch(unseen)]
+    for runtime in exported.runtimes():
+        assert [p.decision for p in Predictor(exported, "cpu", runtime).predict_batch(unseen, reconstruct=False)] == expected
