@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def select_device(preference: str = "auto") -> torch.device:
     """``auto`` picks cuda > mps > cpu; an explicit device that is not available is an error."""
+    import torch  # here, not at the top: a runtime-only install (no torch) imports this module for limit_threads
+
     preference = (preference or "auto").lower()
     if preference == "auto":
         if torch.cuda.is_available():
@@ -26,6 +30,8 @@ def select_device(preference: str = "auto") -> torch.device:
 
 def device_label(device: torch.device) -> str:
     """Human-readable name, e.g. 'cuda (NVIDIA H100)' or 'cpu (2 threads)'."""
+    import torch
+
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
@@ -42,6 +48,11 @@ def limit_threads(threads: int | None = None) -> int:
     import cv2
 
     threads = threads or int(os.environ.get("INSPECTOR_THREADS", "0")) or max(1, (os.cpu_count() or 1) - 1)
-    torch.set_num_threads(threads)
+    try:
+        import torch
+    except ImportError:  # a runtime-only install: ONNX Runtime and OpenVINO take their thread count from the session
+        pass
+    else:
+        torch.set_num_threads(threads)
     cv2.setNumThreads(1)
     return threads
