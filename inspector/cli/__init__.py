@@ -15,7 +15,7 @@ import os
 import sys
 
 from inspector.cli import advise, app, evaluate, export, history, live, models, predict, train
-from inspector.cli.common import EXIT_ERROR, EXIT_NOT_JUDGED, EXIT_NOT_STORED, EXIT_UNREADABLE, Parser
+from inspector.cli.common import EXIT_ERROR, EXIT_NOT_JUDGED, EXIT_NOT_STORED, EXIT_UNREADABLE, WORKSTATION_MODULES, Parser, needs_workstation
 
 __all__ = ["EXIT_ERROR", "EXIT_NOT_JUDGED", "EXIT_NOT_STORED", "EXIT_UNREADABLE", "build_parser", "main"]
 
@@ -56,5 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         message = str(e) or type(e).__name__
         if isinstance(e, KeyError) and e.args:
             message = str(e.args[0])
+        missing = (getattr(e, "name", None) or "").split(".")[0]
+        if isinstance(e, ModuleNotFoundError) and missing in WORKSTATION_MODULES:  # e.g. a trained model on a runtime-only install
+            message = needs_workstation(f"inspector {args.command}", missing)
         print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.cli.common import MAX_SEED, CliError, ProgressBar, fmt, number_in, print_json
+from inspector.cli.common import MAX_SEED, CliError, ProgressBar, fmt, number_in, print_json, require_workstation
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
+    require_workstation("training")
     from inspector.data.datasets import open_dataset
     from inspector.engine.advise import AdviseError, advise, candidates_available
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from inspector.cli.common import ProgressBar, open_registry, print_json
+from inspector.cli.common import ProgressBar, open_registry, print_json, require_workstation
 from inspector.engine.demo import DEMO_METHOD
 
 
@@ -57,6 +57,7 @@ def cmd_data_elpv(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     import dataclasses
 
+    require_workstation("training")  # the methods are torch networks
     from inspector.models import get_method, method_names
 
     rows = []
@@ -76,6 +77,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The demo project: the app opens on the ELPV solar cells (data prepared, model trained in the
     background on first start); ``--headless`` does the same without a window and writes the report."""
+    require_workstation("the demo", "torch", *(() if args.headless else ("PySide6",)))
     if not args.headless:
         from inspector.gui.app import run
 
@@ -106,6 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_gui(args: argparse.Namespace) -> int:
     """The desktop app, optionally on a folder and a model."""
+    require_workstation("the desktop app", "torch", "PySide6")
     from inspector.gui.app import run
 
     return run(data=args.data, model=args.model, screenshot=args.screenshot, theme=args.theme)

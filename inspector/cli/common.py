@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import sys
@@ -64,6 +65,27 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", choices=("auto", "torch", "onnxruntime", "openvino"), default="auto",
                         help="what runs the network: torch for a model file; for an export (inspector export) "
                              "onnxruntime or openvino, auto: the fastest installed here, measured once and remembered")
+
+
+WORKSTATION_INSTALL = "pip install 'inspector[app]'"
+# what only the workstation install has (pyproject.toml's `app` extra): a line PC's runtime-only install scores exports without them
+WORKSTATION_MODULES = ("torch", "PySide6", "pyqtgraph", "superqt", "onnx")
+
+
+def needs_workstation(what: str, module: str) -> str:
+    """The one line for a runtime-only install asked to do what only the workstation install does."""
+    return f"{what} needs {module}: {WORKSTATION_INSTALL}"
+
+
+def require_workstation(what: str, *modules: str) -> None:
+    """Refuse ``what`` before any work when one of ``modules`` (default: torch) is not installed."""
+    for module in modules or ("torch",):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise CliError(needs_workstation(what, module))
 
 
 def open_registry():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inspector.cli.common import CliError, open_registry, print_json
+from inspector.cli.common import CliError, open_registry, print_json, require_workstation
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    require_workstation("export", "torch", "onnx")
     from inspector.engine.bundle import ModelBundle
     from inspector.engine.export import ExportRefused, export
     from inspector.engine.exported import parity_lines

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inspector.cli.common import MAX_BATCH, MAX_EPOCHS, MAX_SEED, CliError, ProgressBar, duration, fmt, number_in, open_registry, print_json
+from inspector.cli.common import (
+    MAX_BATCH, MAX_EPOCHS, MAX_SEED, CliError, ProgressBar, duration, fmt, number_in, open_registry, print_json, require_workstation,
+)
 from inspector.engine.threshold import TRAINING_MODES, ThresholdMode
 
 
@@ -84,6 +86,7 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    require_workstation("training")
     from inspector.data.datasets import open_dataset
     from inspector.engine.events import TrainProgress
     from inspector.engine.modelref import check_name

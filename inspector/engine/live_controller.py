@@ -58,12 +58,13 @@ class ErrorThrottle:
 
 def registry_name(ref: str | Path) -> str | None:
     """The registry name a run on ``ref`` follows: a bare name does (its version in use may
-    change), a pinned ``name@vN`` or a model file does not."""
+    change), a pinned ``name@vN``, a model file or an exported model's folder does not."""
     from inspector.engine.bundle import MODEL_SUFFIX
+    from inspector.engine.exported import is_exported
     from inspector.engine.modelref import ModelRef
 
     text = str(ref)
-    if Path(text).suffix == MODEL_SUFFIX or Path(text).is_file() or ModelRef.parse(text).version is not None:
+    if Path(text).suffix == MODEL_SUFFIX or Path(text).is_file() or is_exported(text) or ModelRef.parse(text).version is not None:
         return None
     return text
 
