@@ -338,9 +338,10 @@ class ModelBundle:
         model.to(device).eval()
         return cls(model, info)
 
-    def backend(self, device: Any = "auto", runtime: str = "auto") -> Backend:
+    def backend(self, device: Any = "auto", runtime: str = "auto", threads: int | None = None) -> Backend:
         """The torch backend on ``device`` (a torch.device or a name: ``auto``, ``cpu``, ``cuda`` ...):
-        a trained model runs on torch; another runtime needs it exported first."""
+        a trained model runs on torch; another runtime needs it exported first. Torch's threads
+        are process-wide (``engine/device.py``), not ``threads``."""
         from inspector.engine.backends import BackendError
         from inspector.engine.backends.torch_backend import TorchBackend
         from inspector.engine.device import select_device

@@ -133,10 +133,13 @@ class Predictor:
     """Scores with a trained model (``ModelBundle``: torch) or an exported one (``ExportedModel``:
     ONNX Runtime or OpenVINO); everything around the network is the same code for both."""
 
-    def __init__(self, model: ModelBundle | ExportedModel, device: Any = "auto", runtime: str = "auto") -> None:
+    def __init__(self, model: ModelBundle | ExportedModel, device: Any = "auto", runtime: str = "auto",
+                 threads: int | None = None) -> None:
+        """``threads``: intra-op threads of an exported model's runtime (default: as torch's, see
+        ``engine/device.py``); torch's are process-wide and set there."""
         self.bundle = model
         self.info = model.info
-        self.backend: Backend = model.backend(device, runtime)
+        self.backend: Backend = model.backend(device, runtime, threads)
         self.threshold = model.info.threshold.value  # the GUI may try another one without saving
 
     @property
@@ -154,18 +157,18 @@ class Predictor:
         return self.backend.runtime
 
     @classmethod
-    def open(cls, ref: str | Path, device: str = "auto", registry=None, runtime: str = "auto") -> "Predictor":
+    def open(cls, ref: str | Path, device: str = "auto", registry=None, runtime: str = "auto", threads: int | None = None) -> "Predictor":
         """From an exported model (a folder ``inspector export`` wrote), a model file path or a
         registry name (``name`` or ``name@vN``)."""
         from inspector.engine.exported import ExportedModel, is_exported
 
         if is_exported(ref):
-            return cls(ExportedModel.load(ref), device, runtime)
+            return cls(ExportedModel.load(ref), device, runtime, threads)
         from inspector.engine.bundle import ModelBundle
         from inspector.engine.registry import ModelRegistry
 
         path = (registry or ModelRegistry()).resolve(ref)
-        return cls(ModelBundle.load(path), device, runtime)
+        return cls(ModelBundle.load(path), device, runtime, threads)
 
     # --- scoring ----------------------------------------------------------------------------
     def predict(self, image: np.ndarray, path: Path | None = None, reconstruct: bool = True) -> Prediction:
