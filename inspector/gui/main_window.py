@@ -264,7 +264,13 @@ class MainWindow(QMainWindow):
             if not model:  # the last model may have been deleted since: a note, not an error
                 job.failed.disconnect()
                 job.failed.connect(lambda m: self.show_info(f"The last model ({ref}) could not be loaded: {m}"))
-            job.succeeded.connect(lambda p: setattr(self.settings, "last_model", p.info.ref if p.info.name else str(ref)))
+            job.succeeded.connect(lambda _: setattr(self.settings, "last_model", self._reopen_ref(ref)))
+
+    def _reopen_ref(self, ref: str) -> str:
+        """What opens the loaded model next time: its ``name@vN``, else (a model file without a
+        name, an exported model's folder, which carries the ref it came from) what was opened."""
+        info = self.session.predictor.info
+        return info.ref if info.name and self.session.exported is None else str(ref)
 
     def _on_methods(self, result) -> None:
         choices, devices = result
@@ -371,8 +377,8 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(DISPLAY_NAME + (f" — {dataset.name}" if dataset else ""))
         else:
             changed = " (changed)" if self.session.threshold_modified else ""
-            self.model_status.setText(f"Model: {predictor.info.ref} · threshold {self.session.threshold:.4g}{changed}")
-            self.setWindowTitle(f"{DISPLAY_NAME} — {dataset.name if dataset else 'no data'} — {predictor.info.ref}")
+            self.model_status.setText(f"Model: {self.session.model_label} · threshold {self.session.threshold:.4g}{changed}")
+            self.setWindowTitle(f"{DISPLAY_NAME} — {dataset.name if dataset else 'no data'} — {self.session.model_label}")
 
     def _update_jobs(self) -> None:
         jobs = [j for j in active_jobs() if not j.quiet]

@@ -45,6 +45,7 @@ def create_actions(w: MainWindow) -> None:
     A("add_images", "&Add good images…", w.data_page.choose_images, "Ctrl+Shift+A", "Copy images into the good training set")
     A("open_image", "Score an &image file…", w.open_image, "Ctrl+I")
     A("open_model", "Open a &model file…", w.open_model_file, "Ctrl+Shift+O")
+    A("open_exported", "Open an e&xported model…", w.models_page.open_exported, tip="A folder inspector export wrote (scored without torch)")
     A("quit", "&Quit", w.close, "Ctrl+Q")
     A("train", "&Train", w.train, "Ctrl+T", "Train a model on the good images of the open folder")
     A("cancel", "&Cancel the running job", w.cancel_current, "Esc")
@@ -68,7 +69,7 @@ def create_menus(w: MainWindow) -> None:
     a = w.actions_
     bar = w.menuBar()
     file = bar.addMenu("&File")
-    for key in ("open_folder", "open_demo", "add_images", None, "open_image", "open_model", None, "quit"):
+    for key in ("open_folder", "open_demo", "add_images", None, "open_image", "open_model", "open_exported", None, "quit"):
         file.addSeparator() if key is None else file.addAction(a[key])
     recent = file.addMenu("Recent folders")
     recent.aboutToShow.connect(lambda: _fill_recent(w, recent))

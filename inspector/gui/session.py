@@ -8,6 +8,10 @@ everywhere at once. :meth:`Session.save_threshold` writes it as a new registry v
 A model with region rules decides by its regions too (``engine.decision.decide_with_rules``):
 the pages that score images hand the regions' areas over with the scores (``add_scores``), and
 ``decision(score, path)`` uses them. :meth:`Session.save_rules` writes rules as a new version.
+
+An exported model (a folder ``inspector export`` wrote) scores like any other, but it is
+read-only: its parity was measured with its threshold and rules, so saving either is refused
+(``ReadOnlyModel``, one line); a threshold can still be tried in memory.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from inspector.engine.decision import decide, decide_with_rules
 from inspector.gui.workers import Job, run_job
 
 log = logging.getLogger(__name__)
+
+
+class ReadOnlyModel(ValueError):
+    """Saving to an exported model: refused, the message says why in one line."""
 
 
 class Session(QObject):
@@ -81,15 +89,38 @@ class Session(QObject):
         return self._registry
 
     @property
-    def model_ref(self) -> str:
-        return self.predictor.info.ref if self.predictor is not None else ""
+    def exported(self):
+        """The loaded model when it is an export (``engine.exported.ExportedModel``), else None.
+        An export carries the ref of the version it came from, so the pages ask here, not by ref."""
+        from inspector.engine.exported import ExportedModel
+
+        model = self.predictor.bundle if self.predictor is not None else None
+        return model if isinstance(model, ExportedModel) else None
+
+    @property
+    def model_label(self) -> str:
+        """The loaded model in a few words: its ref, and for an export also that it is one."""
+        if self.predictor is None:
+            return ""
+        exported = self.exported
+        if exported is None:
+            return self.predictor.info.ref
+        return f"{self.predictor.info.ref} (exported, {exported.format} {exported.precision} on {self.predictor.runtime})"
+
+    def _refuse_exported(self, what: str) -> None:
+        """Raise ReadOnlyModel for an export: its parity holds only with the metadata it was measured with."""
+        exported = self.exported
+        if exported is not None:
+            source = exported.export.get("source") or "the trained model"
+            raise ReadOnlyModel(f"{exported.path} is an exported model and read-only (its parity was measured with its "
+                                f"{what}): save the {what} to {source} and export it again")
 
     def set_predictor(self, predictor, keep_scores: bool = False) -> None:
         self.predictor = predictor
         if not keep_scores:
             self.scores.clear()
             self.region_areas.clear()
-        log.info("model: %s", self.model_ref or None)
+        log.info("model: %s", self.model_label or None)
         self.modelChanged.emit()
         self.thresholdChanged.emit(self.threshold)
         if not keep_scores:
@@ -148,12 +179,14 @@ class Session(QObject):
 
     def save_threshold(self, stats: dict | None = None, name: str | None = None):
         """Write the current threshold into a NEW registry version (parent = the loaded version;
-        the registry's ``add_threshold_version``), then use that version. Returns its entry."""
+        the registry's ``add_threshold_version``), then use that version. Returns its entry.
+        ReadOnlyModel for an exported model."""
         from inspector.engine.bundle import ModelBundle
         from inspector.engine.predictor import Predictor
 
         if self.predictor is None:
             raise ValueError("load a model first")
+        self._refuse_exported("threshold")
         bundle = ModelBundle(self.predictor.model, self.predictor.info)
         entry = self.registry().add_threshold_version(
             bundle, self.threshold, stats, dataset=self.dataset.name if self.dataset else None, name=name,
@@ -165,12 +198,14 @@ class Session(QObject):
 
     def save_rules(self, rules, name: str | None = None):
         """Write region rules (``RegionRules``, or None for none) into a NEW registry version
-        (the registry's ``add_rules_version``), then use that version. Returns its entry."""
+        (the registry's ``add_rules_version``), then use that version. Returns its entry.
+        ReadOnlyModel for an exported model."""
         from inspector.engine.bundle import ModelBundle
         from inspector.engine.predictor import Predictor
 
         if self.predictor is None:
             raise ValueError("load a model first")
+        self._refuse_exported("region rules")
         bundle = ModelBundle(self.predictor.model, self.predictor.info)
         entry = self.registry().add_rules_version(bundle, rules, name=name)
         threshold = self.predictor.threshold  # a threshold being tried stays

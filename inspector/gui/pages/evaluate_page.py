@@ -40,6 +40,7 @@ from inspector.engine.analysis import ScoreSet, score_dataset
 from inspector.engine.decision import NG, decide_with_rules
 from inspector.engine.events import CancelToken, Progress
 from inspector.gui.formatting import percent, ratio
+from inspector.gui.session import ReadOnlyModel
 from inspector.gui.widgets.confusion import ConfusionMatrix
 from inspector.gui.widgets.job_progress import JobProgress
 from inspector.gui.widgets.plots import RocPlot, ScoreHistogram
@@ -219,7 +220,7 @@ class EvaluatePage(QWidget):
             self.session.error.emit("Open a folder (Data page) and load or train a model to evaluate it.")
             return None
         self.run_button.setEnabled(False)
-        self.header.setText(f"Scoring the {len(dataset.test)} test images of {dataset.name} with {predictor.info.ref}…")
+        self.header.setText(f"Scoring the {len(dataset.test)} test images of {dataset.name} with {self.session.model_label}…")
         self.job = run_job(f"Evaluating {predictor.info.ref}", evaluate_with_regions, predictor, dataset, parent=self)
         self.job_progress.watch(self.job, len(dataset.test))
         self.job.succeeded.connect(self._on_done)
@@ -290,6 +291,7 @@ class EvaluatePage(QWidget):
             stored = self.session.stored_threshold
             self.stored.setText(
                 f"model's: {stored:.6g} ({self.session.predictor.info.threshold.method})"
+                + (" · exported: read-only" if self.session.exported is not None else "")
                 + (" · <b>changed, not saved</b>" if self.session.threshold_modified else "")
             )
         self._update_buttons()
@@ -383,6 +385,9 @@ class EvaluatePage(QWidget):
         """A new model version from ``save()``; a failure is one message, never a crash."""
         try:
             entry = save()
+        except ReadOnlyModel as e:  # an exported model: a refusal, not a failure
+            self.session.error.emit(f"Not saved: {e}")
+            return None
         except Exception as e:  # the registry's reasons (disk full, a name taken) are shown
             import logging
 
@@ -431,7 +436,7 @@ class EvaluatePage(QWidget):
             self.header.setText("Open a folder with a test split and load or train a model, then evaluate it here.")
         else:
             self.header.setText(
-                f"Evaluate <b>{self.session.predictor.info.ref}</b> on the {len(self.session.dataset.test)} test images "
+                f"Evaluate <b>{self.session.model_label}</b> on the {len(self.session.dataset.test)} test images "
                 f"of <b>{self.session.dataset.name}</b> (Ctrl+E)."
             )
         self._update_buttons()

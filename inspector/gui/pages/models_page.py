@@ -1,6 +1,8 @@
 """Models: the registry — method, created, data, metrics, threshold, version lineage; load,
 rename, delete (with confirmation), export and import model files, and compare two models
-side by side on the same data (the comparison view: widgets/model_compare.py)."""
+side by side on the same data (the comparison view: widgets/model_compare.py). An exported
+model (a folder ``inspector export`` wrote, outside the registry) opens from here too, its
+export summary and stored parity in the details."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.engine.exported import META_FILE, is_exported, parity_lines
 from inspector.engine.modelref import ModelRef, ModelRefError
 from inspector.engine.threshold import ThresholdMode
 from inspector.gui.formatting import percent
@@ -121,6 +124,8 @@ class ModelsPage(QWidget):
             ("delete", "Delete…", "Delete the selected version, or the whole model (Del)", self.delete_selected),
             ("export", "Export…", "Save the selected model file elsewhere", self.export_selected),
             ("import", "Import…", "Add a model file to the registry", self.import_file),
+            ("exported", "Open exported…", "Open a folder inspector export wrote (ONNX or OpenVINO, scored without torch; read-only)",
+             self.open_exported),
             ("refresh", "Refresh", "Read the registry again (F5)", self.refresh),
         ):
             button = QPushButton(text)
@@ -169,7 +174,7 @@ class ModelsPage(QWidget):
         layout.addWidget(splitter, 1)
 
         session.registryChanged.connect(self.refresh)
-        session.modelChanged.connect(self._mark_loaded)
+        session.modelChanged.connect(self._on_model)
         self._on_selection()
 
     # --- listing ------------------------------------------------------------------------------
@@ -235,8 +240,17 @@ class ModelsPage(QWidget):
             info.parent or "",
         ]
 
+    def _on_model(self) -> None:
+        self._mark_loaded()
+        exported = self.session.exported
+        if exported is not None:
+            self.tree.clearSelection()
+            self.details.setHtml(exported_html(exported, self.session.predictor.runtime))
+            self.tabs.setCurrentIndex(0)
+
     def _mark_loaded(self) -> None:
-        loaded = self.session.predictor.info.ref if self.session.predictor is not None else None
+        # an export carries the ref it came from: that registry version is not what is loaded
+        loaded = self.session.predictor.info.ref if self.session.predictor is not None and self.session.exported is None else None
         icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
         for i in range(self.tree.topLevelItemCount()):
             top = self.tree.topLevelItem(i)
@@ -342,6 +356,20 @@ class ModelsPage(QWidget):
         self.session.info.emit(f"Loaded {ref}.")
         self.modelLoaded.emit(ref)
 
+    def open_exported(self, folder: str | None = None) -> Job | None:
+        """Load an exported model's folder: it scores on the Results, Evaluate and Live pages."""
+        if not folder:
+            folder = QFileDialog.getExistingDirectory(self, "Open an exported model (the folder inspector export wrote)",
+                                                      self.settings.last_folder)
+        if not folder:
+            return None
+        if not is_exported(folder):
+            self.session.error.emit(f"{folder} is not an exported model (it has no {META_FILE}): write one with inspector export MODEL DEST")
+            return None
+        job = self.session.load_model(folder)
+        job.succeeded.connect(lambda _: self._loaded(str(folder)))
+        return job
+
     def rename_selected(self) -> Job | None:
         entries = self.selected_entries()
         if len(entries) != 1:
@@ -356,7 +384,7 @@ class ModelsPage(QWidget):
 
         def done(_):
             predictor = self.session.predictor
-            if predictor is not None and predictor.info.name == old:
+            if predictor is not None and self.session.exported is None and predictor.info.name == old:
                 predictor.info.name = new  # the files now say so too
                 self.session.modelChanged.emit()
             if _model_name(self.settings.last_model) == old:
@@ -489,6 +517,32 @@ class ModelsPage(QWidget):
             self.refresh()
         else:
             super().keyPressEvent(event)
+
+
+def exported_html(exported, runtime: str) -> str:
+    """An exported model's details: where it came from, what runs it, its threshold and the
+    parity stored when it was written (``engine.exported.parity_lines``)."""
+    e = html.escape
+    info, export = exported.info, exported.export
+    by = export.get("exported_by")
+    rows = [
+        ("Folder", str(exported.path)),
+        ("Exported from", f"{export.get('source', '–')} on {_local_time(str(export.get('created', '–')))}"
+                          f" by inspector {by.get('inspector', '?') if isinstance(by, dict) else '?'}"),
+        ("Format", f"{exported.format}, {exported.precision}; runs here on {runtime}"
+                   f" (installed for it: {', '.join(exported.runtimes()) or 'none'})"),
+        ("Method", info.method),
+        ("Input", f"{info.image_size} × {info.image_size} px, {'gray' if info.channels == 1 else 'RGB'}"),
+        ("Threshold", describe_threshold(info.threshold)),
+        ("Region rules", info.rules.describe() if info.rules is not None else "none (the score alone decides)"),
+    ]
+    body = "".join(f"<tr><td><b>{e(k)}</b></td><td>{e(v)}</td></tr>" for k, v in rows)
+    return (
+        f"<h3>{e(info.ref)} (exported)</h3><table cellspacing=4>{body}</table>"
+        f"<h4>Parity with the trained model (measured when exported)</h4><pre>{e(chr(10).join(parity_lines(exported.parity)))}</pre>"
+        "<p>An exported model is read-only: its threshold and rules are those its parity was measured with, and it has "
+        "no training weights to fine-tune. Change them on the trained model and export it again.</p>"
+    )
 
 
 def _fmt(value) -> str:

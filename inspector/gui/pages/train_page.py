@@ -286,12 +286,18 @@ class TrainPage(QWidget):
             self.data_label.setText(f"<b>{len(dataset.train)}</b> good training images in <b>{dataset.name}</b>")
             if choice is not None:
                 self.name.setPlaceholderText(f"{dataset.name}-{choice.name}".replace(" ", "_")[:64])
-        predictor = self.session.predictor
-        can_finetune = predictor is not None and choice is not None and predictor.info.method == choice.name
+        predictor, exported = self.session.predictor, self.session.exported
+        can_finetune = predictor is not None and exported is None and choice is not None and predictor.info.method == choice.name
         self.finetune.setEnabled(can_finetune and not running)
-        self.finetune.setToolTip(
-            f"Start from the weights of {predictor.info.ref} (it becomes the parent version)" if predictor is not None else "Load a model of this method first"
-        )
+        if exported is not None:
+            tip = (f"Not possible from an exported model (it has no training weights): load {exported.export.get('source') or 'the trained model'}"
+                   " from the registry to fine-tune it")
+        elif predictor is not None:
+            tip = f"Start from the weights of {predictor.info.ref} (it becomes the parent version)"
+        else:
+            tip = "Load a model of this method first"
+        self.finetune.setToolTip(tip)
+        self.finetune.setText("Fine-tune the loaded model" + (" (not from an exported model: no training weights)" if exported is not None else ""))
         if not can_finetune:
             self.finetune.setChecked(False)
         self.start_button.setEnabled(dataset is not None and choice is not None and choice.available and not running)

@@ -12,6 +12,10 @@ from inspector.gui.widgets.decision import DecisionBadge, score_text
 from inspector.gui.widgets.image_view import TitledImage
 
 
+RECONSTRUCTION_HINT = "What the model expects a good part to look like"
+NO_RECONSTRUCTION = "no reconstruction (this model makes none)"
+
+
 def heat_image(prediction) -> np.ndarray:
     """The residual heat map alone: the core's overlay drawn on black at full opacity."""
     from inspector.engine.predictor import heat_overlay
@@ -28,7 +32,7 @@ class PredictionView(QWidget):
         self.prediction = None
         hint = "Select an image on the left, or drop an image file here"
         self.original = TitledImage("Original", hint)
-        self.reconstruction = TitledImage("Reconstruction", "What the model expects a good part to look like")
+        self.reconstruction = TitledImage("Reconstruction", RECONSTRUCTION_HINT)
         self.heat = TitledImage("Residual heat map", "Where the image differs from the reconstruction")
         self.overlay = TitledImage("Heat map over the original", "")
         for view in (self.original, self.reconstruction, self.heat, self.overlay):
@@ -90,6 +94,7 @@ class PredictionView(QWidget):
 
     def clear(self, message: str = "") -> None:
         self.prediction = None
+        self.reconstruction.view.placeholder = RECONSTRUCTION_HINT
         for view in (self.reconstruction, self.heat, self.overlay):
             view.set_image(None)
         for view in (self.original, self.overlay):
@@ -107,7 +112,9 @@ class PredictionView(QWidget):
     def set_prediction(self, prediction, threshold: float, details: str = "") -> None:
         self.prediction = prediction
         self.original.set_image(prediction.image)
-        self.reconstruction.set_image(prediction.reconstruction)
+        recon = prediction.reconstruction  # None: the method made none for this image
+        self.reconstruction.view.placeholder = RECONSTRUCTION_HINT if recon is not None else NO_RECONSTRUCTION
+        self.reconstruction.set_image(recon)
         self.heat.set_image(heat_image(prediction))
         self.overlay.set_image(prediction.overlay(self.opacity_value()))
         self.details.setText(details)

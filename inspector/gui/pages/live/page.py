@@ -26,6 +26,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
+from inspector.engine.exported import is_exported
 from inspector.engine.live import parse_roi
 from inspector.engine.live_controller import LiveController
 from inspector.engine.station import StationError
@@ -84,7 +85,8 @@ class LivePage(QWidget):
         self._timer = QTimer(self, interval=66, timeout=self._tick)
         self._set_running(False)
         if session is not None:
-            session.registryChanged.connect(self._registry_changed_elsewhere)
+            session.registryChanged.connect(self._refresh_when_idle)
+            session.modelChanged.connect(self._refresh_when_idle)  # an exported model opened elsewhere joins the list
         self.refresh_models()
 
     # --- layout ------------------------------------------------------------------------------------
@@ -155,7 +157,9 @@ class LivePage(QWidget):
         if self.session is not None:
             self.session.registryChanged.emit()
 
-    def _registry_changed_elsewhere(self) -> None:
+    def _refresh_when_idle(self) -> None:
+        """The registry or the app's model changed elsewhere: list the models again, unless a run
+        or a retraining holds the list."""
         if not (self.is_running() or self.retrain_busy()):
             self.refresh_models()
 
@@ -174,11 +178,16 @@ class LivePage(QWidget):
         return job
 
     def _fill_models(self, names: list[tuple[str, int]]) -> None:
+        """The registered models, and the app's model when it is an export (listed by its folder)."""
         predictor = getattr(self.session, "predictor", None)
-        self.source_panel.set_models(names, preferred=predictor.info.name if predictor is not None else "")
+        exported = getattr(self.session, "exported", None)
+        extra = [(str(exported.path), f"{exported.info.ref} exported ({exported.path.name})")] if exported is not None else []
+        preferred = str(exported.path) if exported is not None else (predictor.info.name if predictor is not None else "")
+        self.source_panel.set_models(names, preferred=preferred, exported=extra)
 
     def _model_chosen(self, name: str) -> None:
-        self.controller.select(name)
+        # an exported model has no versions, pool or retraining in the registry: those stay empty
+        self.controller.select("" if _is_export(name) else name)
         self._fill_versions()
         self.update_pool()
         self._update_buttons()
@@ -233,7 +242,8 @@ class LivePage(QWidget):
         inbox, lp = self._inbox, self.line_panel
         inbox.reset()
         try:
-            self.controller.start(source, predictor, roi, follow=name, follow_interval_s=1.0,  # promotions made elsewhere
+            self.controller.start(source, predictor, roi, follow=None if _is_export(name) else name,  # promotions made elsewhere
+                                  follow_interval_s=1.0,
                                   pause_on_ng=self.live_view.pause_on_ng.isChecked(), keep_recent_ng=KEEP_NG,
                                   on_result=inbox.on_result, on_state=inbox.on_state, on_error=inbox.on_error,
                                   sinks=lp.sinks(), station=lp.station_name(), triggered=lp.triggered())
@@ -473,3 +483,8 @@ class LivePage(QWidget):
         self._fill_versions()
         self.feedback.retrain_status.setText(f"v{version} discarded.")
         self._registry_changed()
+
+
+def _is_export(name: str) -> bool:
+    """Whether the model chosen is an exported model's folder (not a registry name)."""
+    return bool(name) and is_exported(name)

@@ -4,6 +4,7 @@ OK sampling."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -102,18 +103,20 @@ class SourcePanel(QWidget):
         return {"loop": self.loop.isChecked(), "realtime": self.realtime.isChecked()}
 
     # --- the model list ----------------------------------------------------------------------------
-    def set_models(self, names: list[tuple[str, int]], preferred: str = "") -> None:
-        """List (name, version in use); keep the current choice, else the remembered one, else
-        ``preferred``. Emits ``modelChosen`` once."""
+    def set_models(self, names: list[tuple[str, int]], preferred: str = "", exported: Sequence[tuple[str, str]] = ()) -> None:
+        """List (name, version in use), then ``exported`` (folder, text); keep the current choice,
+        else the remembered one, else ``preferred``. Emits ``modelChosen`` once."""
         wanted = self.model_name() or (self.settings.get("live/model", "") if self.settings is not None else "") or preferred
         self.model.blockSignals(True)
         self.model.clear()
         for name, version in names:
             self.model.addItem(self._model_text(name, version), name)
+        for folder, text in exported:
+            self.model.addItem(text, folder)
         index = self.model.findData(wanted)
         self.model.setCurrentIndex(index if index >= 0 else 0)
         self.model.blockSignals(False)
-        if not names:
+        if not names and not exported:
             self.model.setPlaceholderText("no trained models yet: train one first")
         self.modelChosen.emit(self.model_name())
 
