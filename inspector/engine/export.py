@@ -85,6 +85,7 @@ def export(bundle: ModelBundle, dest: str | Path, fmt: str = "onnx", int8: bool 
         raise ExportRefused("parity needs at least 2 good images of the part: pass --data with the model's training folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    device = next(iter(bundle.model.state_dict().values()), torch.empty(0)).device  # traced and compared on the CPU
     try:
         for batch in ("dynamic", 1):  # a graph whose shapes the trace fixed to its example's batch: batch 1
             _write_graphs(bundle, work, fmt, int8, good, batch)
@@ -108,6 +109,7 @@ def export(bundle: ModelBundle, dest: str | Path, fmt: str = "onnx", int8: bool 
             os.replace(work, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        bundle.model.to(device)  # a model on a GPU (the app's) goes back there
     return ExportResult(ExportedModel.load(dest), parity)
 
 
