@@ -309,11 +309,11 @@ class FailingPredictor:
     def __init__(self, inner):
         self.inner, self.info, self.threshold, self.calls = inner, inner.info, inner.threshold, 0
 
-    def predict(self, image):
+    def predict(self, image, **options):
         self.calls += 1
         if self.calls % 2 == 0:
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        return self.inner.predict(image)
+        return self.inner.predict(image, **options)
 
 
 def test_a_model_error_is_counted_and_stored_as_ng_never_ok_and_no_model_is_an_error(predictor, tmp_home, tmp_path, capsys):

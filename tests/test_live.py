@@ -144,9 +144,9 @@ class SlowPredictor:
         self.inner, self.delay = inner, delay
         self.info, self.threshold = inner.info, inner.threshold
 
-    def predict(self, image):
+    def predict(self, image, **options):
         time.sleep(self.delay)
-        return self.inner.predict(image)
+        return self.inner.predict(image, **options)
 
 
 def test_latest_frame_wins_when_inference_is_slower_than_the_camera(predictor, tmp_path):

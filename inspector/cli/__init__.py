@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         from inspector.data.images import max_image_pixels
 
         max_image_pixels()  # a bad INSPECTOR_MAX_IMAGE_PIXELS is refused now, not at the first image
+        from inspector.engine.device import steady_memory
+
+        steady_memory()  # every command and the app may score: freed memory kept for the next image
         if not getattr(args, "window", False):  # the app limits threads in its background start-up (torch loads there)
             from inspector.engine.device import limit_threads
 

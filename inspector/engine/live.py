@@ -1,36 +1,44 @@
 """The live inspection loop, headless: ``LiveController`` (behind the GUI's Live page and
 ``inspector live``) runs it.
 
-Two threads:
+Threads:
 
 * **capture** reads the source (``FrameSource.frames``: reconnection and back-off live there)
   and puts each frame into a one-frame slot. For a camera-like source the newest frame replaces
   an unread one (counted as dropped): when inference is slower than the camera, the loop
   inspects the latest part, never a backlog, and memory stays flat. For a folder or a file read
   as fast as possible the capture waits instead, so every frame is inspected.
-* **inference** takes the frame, crops the region of interest, scores it with the one
-  ``Predictor``, commits the result to the ``ResultsStore`` and only then reports it
-  (``on_result``): a result shown as done is a result on disk. When the store fails (disk full,
-  database locked, images folder not writable) the result is still reported, with
-  ``stored=False`` and no ``record_id``, and counted in ``LiveStats.unsaved``: never shown as
-  stored.
+* **inference workers**, one per core to use, each scoring on one torch thread
+  (``device.live_threads`` says why): a free worker takes the frame in the slot, crops the region
+  of interest and scores it with the one ``Predictor`` (without the reconstruction: nothing in live
+  mode shows it). Frames are scored side by side, but committed to the ``ResultsStore`` and only
+  then reported (``on_result``, the line outputs) one at a time, in the order they were taken,
+  which is the order they were captured: a result shown as done is a result on disk, and ``seq``
+  counts results in that order. When the store fails (disk full, database locked, images folder
+  not writable) the result is still reported, with ``stored=False`` and no ``record_id``, and
+  counted in ``LiveStats.unsaved``: never shown as stored.
 
 Nothing is judged OK that was not judged: a frame whose scoring fails (a model error, no model)
 is counted in ``LiveStats.unjudged``, reported through ``on_error`` and stored as NG with the
-reason. A region of interest that does not fit in the first frame stops the run (``fatal``).
+reason, in its place in the order. A region of interest that does not fit in the first frame
+stops the run (``fatal``). A pause (``pause``, or ``pause_on_ng``) stops workers taking frames,
+and holds the results of frames already taken until ``resume`` (or ``stop``): the result paused
+on stays the last one reported.
 
 The predictor can be swapped while running (``set_predictor``; or ``follow_registry`` to pick
-up promotions and rollbacks of a registered model); the next frame uses the new one. Events go
-through plain callbacks called from the loop's threads; the GUI turns them into Qt signals.
+up promotions and rollbacks of a registered model); the frames taken after it use the new one,
+frames being scored finish with the old. Events go through plain callbacks called from the loop's
+threads, one at a time; the GUI turns them into Qt signals.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -167,6 +175,7 @@ class LiveStats:
     paused: bool = False
     running: bool = False
     model: str = ""
+    workers: int = 0  # inference workers of the run
 
     @property
     def ng_rate(self) -> float:
@@ -187,7 +196,7 @@ class LiveError:
 
 
 class _Slot:
-    """Holds at most one frame between the capture and the inference thread."""
+    """Holds at most one frame between the capture thread and the inference workers."""
 
     def __init__(self, drop: bool) -> None:
         self.drop = drop
@@ -227,14 +236,47 @@ class _Slot:
             return self._closed and self._frame is None
 
 
+@dataclass
+class _Job:
+    """A frame a worker took: its place in the commit order and what it is inspected with."""
+
+    ticket: int  # 0, 1, 2 ... in the order frames were taken
+    frame: Frame
+    predictor: Predictor | None
+    roi: Roi | None
+    roi_error: RoiError | None = None  # the ROI does not fit this frame (a later one than the first)
+
+
+class _Turnstile:
+    """Lets the workers through one at a time, in ticket order."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+
+    @contextlib.contextmanager
+    def turn(self, ticket: int) -> Iterator[None]:
+        with self._cond:
+            while self._next != ticket:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._next = ticket + 1
+                self._cond.notify_all()
+
+
 class LiveInspector:
-    """Runs a source through a predictor into a results store, in two background threads.
+    """Runs a source through a predictor into a results store, in background threads (a capture
+    thread and ``device.live_threads()`` inference workers).
 
     ``start()`` returns at once; ``run()`` blocks until the source ends, ``max_frames`` results
     are in, or ``stop()`` / the cancel token. Callbacks (called from the loop's threads):
     ``on_result(LiveResult)`` after each commit, ``on_state(StateChange)`` when the source
     connects / goes live / is lost / ends, ``on_error(LiveError)`` for a frame that failed,
-    ``on_paused(LiveResult | None)`` when the loop pauses (on NG when ``pause_on_ng``).
+    ``on_paused(LiveResult | None)`` when the loop pauses (on NG when ``pause_on_ng``). Results and
+    their errors are reported one at a time, in capture order.
     """
 
     def __init__(
@@ -274,7 +316,12 @@ class LiveInspector:
         self._resume = threading.Event()
         self._resume.set()
         self._slot = _Slot(drop=source.drops_frames)
+        self._take_lock = threading.Lock()  # one worker at a time takes a frame (and its ticket)
+        self._taken = 0  # frames taken, judged or not: max_frames bounds them, so a failing model ends too
+        self._turnstile = _Turnstile()
+        self._seq = 0  # results committed (LiveResult.seq)
         self._threads: list[threading.Thread] = []
+        self._workers_left = 0
         self._stats_lock = threading.Lock()
         self._stats = LiveStats()
         self._latencies: collections.deque[float] = collections.deque(maxlen=stats_window)
@@ -292,15 +339,16 @@ class LiveInspector:
     def start(self) -> "LiveInspector":
         if self._threads:
             raise RuntimeError("this LiveInspector was already started; make a new one")
-        from inspector.engine.device import limit_threads
+        from inspector.engine.device import live_threads
 
-        limit_threads()  # torch's spinning threads next to the capture thread are ruinous on small machines
+        workers = live_threads()  # before the workers start: each takes torch's count at its first op
         with self._stats_lock:
             self._stats.running = True
-        self._threads = [
-            threading.Thread(target=self._capture_loop, name="live-capture", daemon=True),
-            threading.Thread(target=self._inference_loop, name="live-inference", daemon=True),
-        ]
+            self._stats.workers = workers
+        self._workers_left = workers
+        self._threads = [threading.Thread(target=self._capture_loop, name="live-capture", daemon=True)]
+        self._threads += [threading.Thread(target=self._worker_loop, name=f"live-inference-{i + 1}", daemon=True)
+                          for i in range(workers)]
         for t in self._threads:
             t.start()
         return self
@@ -317,14 +365,15 @@ class LiveInspector:
         return self.stats()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop both threads (the frame being scored is finished and committed first)."""
+        """Stop every thread (the frames being scored are finished and committed first, in order)."""
         self._stop.set()
         self.cancel.cancel()
         self._resume.set()
         self._slot.close()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
             if t is not threading.current_thread():
-                t.join(timeout)
+                t.join(max(deadline - time.monotonic(), 0.0))
         with self._stats_lock:
             self._stats.running = False
         self.finished.set()
@@ -361,7 +410,7 @@ class LiveInspector:
             return self._predictor
 
     def set_predictor(self, predictor: Predictor) -> None:
-        """Hot swap: the frame being scored finishes with the old model, the next uses this one."""
+        """Hot swap: frames being scored finish with the old model, the frames taken next use this one."""
         with self._predictor_lock:
             self._predictor = predictor
         with self._stats_lock:
@@ -370,7 +419,7 @@ class LiveInspector:
 
     def follow_registry(self, registry, name: str, interval_s: float = 2.0, device: str = "auto") -> None:
         """Swap to the registry's active version of ``name`` whenever it changes (promote/rollback
-        from another window or process). Checked every ``interval_s`` by the inference thread."""
+        from another window or process). Checked every ``interval_s`` by the worker taking a frame."""
         self._follow = (registry, name, interval_s, device, time.monotonic())
 
     def _check_follow(self) -> None:
@@ -443,60 +492,88 @@ class LiveInspector:
             except Exception:
                 log.exception("on_state callback failed")
 
-    def _inference_loop(self) -> None:
-        seq = taken = 0
+    def _worker_loop(self) -> None:
         try:
-            while not self._stop.is_set() and not self.cancel.cancelled:
+            while (job := self._take()) is not None:
+                self._inspect(job)
+        finally:
+            with self._stats_lock:
+                self._workers_left -= 1
+                last = self._workers_left == 0
+            if last:  # every frame taken is committed: the run is over
+                self._stop.set()
+                self._slot.close()
+                with self._stats_lock:
+                    self._stats.running = False
+                self.finished.set()
+
+    def _take(self) -> _Job | None:
+        """The next frame to inspect with its ticket, the predictor and the ROI; None when the run is
+        over (stopped, the source ended, ``max_frames`` taken, or the ROI does not fit the first frame)."""
+        with self._take_lock:
+            while True:
+                if self._stop.is_set() or self.cancel.cancelled or (self.max_frames and self._taken >= self.max_frames):
+                    return None
                 if not self._resume.wait(0.1):
                     continue
                 self._check_follow()
                 frame = self._slot.get(0.1)
                 if frame is None:
                     if self._slot.finished:
-                        break
+                        return None
                     continue
-                taken += 1  # judged or not: max_frames bounds the frames taken, so a failing model ends too
-                result = self._inspect(frame, seq + 1)
-                if self.fatal is not None:
-                    break
-                if result is not None:
-                    seq += 1
-                    self._deliver(result)
-                if self.max_frames and taken >= self.max_frames:
-                    break
-        finally:
-            self._stop.set()
-            self._slot.close()
-            with self._stats_lock:
-                self._stats.running = False
-            self.finished.set()
+                roi, roi_error = self.roi, None
+                self._frame_shape = frame.image.shape
+                try:
+                    check_roi(roi, frame.image.shape)
+                    self._roi_checked = True
+                except RoiError as e:
+                    if not self._roi_checked:  # set up wrong: stop with one clear line, not a warning per frame
+                        self._fatal(LiveError(str(e), frame.frame_id, e, kind="roi", fatal=True))
+                        return None
+                    roi_error = e
+                self._taken += 1
+                return _Job(self._taken - 1, frame, self.predictor, roi, roi_error)
 
-    def _inspect(self, frame: Frame, seq: int) -> LiveResult | None:
-        """Score and store one frame. None when it could not be scored (then it is counted,
-        reported and, with a store, stored as NG with the reason)."""
-        predictor = self.predictor
+    def _inspect(self, job: _Job) -> None:
+        """Score one frame (side by side with the other workers), then, in its turn, store and report it."""
+        region, outcome, inference_ms = None, None, 0.0
+        try:
+            if job.roi_error is None and job.predictor is not None:
+                started = time.perf_counter()
+                try:
+                    region = crop(job.frame.image, job.roi)
+                    outcome = job.predictor.predict(np.ascontiguousarray(region), reconstruct=False)
+                    _ = outcome.regions  # found here, side by side, not in the turn: every result stores them
+                except Exception as e:  # noqa: BLE001 — one bad frame is reported, stored as NG, and inspection goes on
+                    outcome = e
+                inference_ms = (time.perf_counter() - started) * 1000
+        finally:  # whatever happened, the frame takes its turn: the ones after it wait for it
+            with self._turnstile.turn(job.ticket):
+                while not self._resume.wait(0.1) and not self._stop.is_set():
+                    pass  # paused: the result paused on stays the last one reported
+                self._commit(job, region, outcome, inference_ms)
+
+    def _commit(self, job: _Job, region: np.ndarray | None, outcome: Prediction | Exception | None,
+                inference_ms: float) -> None:
+        """Store one frame's result and report it; a frame not judged is counted, reported and stored as NG."""
+        frame, predictor, roi = job.frame, job.predictor, job.roi
         name, version = self._model_of(predictor)
-        roi = self.roi
-        try:
-            self._frame_shape = frame.image.shape
-            check_roi(roi, frame.image.shape)
-        except RoiError as e:
-            if not self._roi_checked:  # set up wrong: stop with one clear line, not a warning per frame
-                self._fatal(LiveError(str(e), frame.frame_id, e, kind="roi", fatal=True))
-                return None
-            return self._unjudged(frame, name, version, None, f"frame {frame.frame_id} not inspected: {e}", "roi", e)
-        self._roi_checked = True
-        region = crop(frame.image, roi)
+        if job.roi_error is not None:
+            self._unjudged(frame, name, version, None, f"frame {frame.frame_id} not inspected: {job.roi_error}", "roi", job.roi_error)
+            return
         if predictor is None:
-            return self._unjudged(frame, name, version, roi, f"frame {frame.frame_id} not inspected: no model loaded", "model")
-        try:
-            started = time.perf_counter()
-            prediction = predictor.predict(np.ascontiguousarray(region))
-            inference_ms = (time.perf_counter() - started) * 1000
-        except Exception as e:  # noqa: BLE001 — one bad frame is reported, stored as NG, and inspection goes on
-            return self._unjudged(frame, name, version, roi,
-                                  f"frame {frame.frame_id} could not be scored: {type(e).__name__}: {e}", "score", e,
-                                  region=region, threshold=getattr(predictor, "threshold", None))
+            self._unjudged(frame, name, version, roi, f"frame {frame.frame_id} not inspected: no model loaded", "model")
+            return
+        if outcome is None:  # the worker was interrupted while scoring
+            outcome = RuntimeError("scoring did not finish")
+        if isinstance(outcome, Exception):
+            e = outcome
+            self._unjudged(frame, name, version, roi,
+                           f"frame {frame.frame_id} could not be scored: {type(e).__name__}: {e}", "score", e,
+                           region=region, threshold=getattr(predictor, "threshold", None))
+            return
+        prediction = outcome
         record_id, store_error = None, None
         if self.store is not None:
             record_id, store_error = self._store(
@@ -505,8 +582,9 @@ class LiveInspector:
                 regions=prediction.regions, rule=prediction.reason,  # every result keeps its defect regions
             )
         latency_ms = (time.perf_counter() - frame.captured) * 1000
-        return LiveResult(frame, prediction, roi, name, version, record_id, latency_ms, inference_ms, seq,
-                          stored=record_id is not None, store_error=store_error)
+        self._seq += 1
+        self._deliver(LiveResult(frame, prediction, roi, name, version, record_id, latency_ms, inference_ms, self._seq,
+                                 stored=record_id is not None, store_error=store_error))
 
     def _store(self, frame: Frame, **fields) -> tuple[int | None, str | None]:
         """Commit one row: (id, None), or (None, why) after counting and reporting the failure.
