@@ -20,7 +20,7 @@ class OnnxRuntimeBackend:
     def __init__(self, model: ExportedModel, device: Any = "auto", threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        ort.set_default_logger_severity(3)  # errors come back as exceptions, in one line; not as log noise too
+        ort.set_default_logger_severity(4)  # errors come back as exceptions, in one line; not as log noise too
 
         if model.format != "onnx":
             raise BackendError(f"{model.path}: ONNX Runtime runs onnx exports, this one is {model.format}")
