@@ -42,6 +42,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, image_size: int = 64
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's default)")
     parser.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the trainer's default)")
     parser.add_argument("--threshold-mode", default=None, help="good-quantile | synthetic-f1 (default: the trainer's default)")
+    parser.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast on a CPU that has bfloat16 instructions")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,7 +81,7 @@ def train(method: str, args, dataset):
     from inspector.engine.trainer import TrainConfig, Trainer
 
     options = dict(method=method, image_size=args.image_size, seed=args.seed, device=args.device, params=method_params(method, args.param))
-    for key in ("epochs", "batch_size", "threshold_mode", "align", "channels"):  # align: bench/shift.py's; channels: generality's
+    for key in ("epochs", "batch_size", "threshold_mode", "align", "channels", "bf16"):  # align: bench/shift.py's; channels: generality's
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     config = TrainConfig(**options)

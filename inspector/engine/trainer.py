@@ -33,7 +33,7 @@ from inspector.engine.align import Alignment
 from inspector.engine.tiling import TILE_MIN, Tiling, training_tiles
 from inspector.engine.bundle import MAX_WEIGHT_BYTES, ModelBundle, ModelInfo
 from inspector.engine.decision import ng_mask
-from inspector.engine.device import device_label, limit_threads, select_device
+from inspector.engine.device import cpu_bf16, device_label, limit_threads, select_device
 from inspector.engine.events import CancelToken, TrainProgress
 from inspector.engine.predictor import Predictor
 from inspector.engine.preprocess import NORMALISATION, resize_to_model, to_tensor, to_uint8
@@ -74,7 +74,8 @@ class TrainConfig:
     batch_size: int = 32
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # mixed precision, used on CUDA only
+    amp: bool = True  # mixed precision (float16), used on CUDA only
+    bf16: bool = False  # bfloat16 autocast on a CPU with bfloat16 instructions (engine/device.cpu_bf16); opt-in: see bench/RESULTS.md
     augment: bool = False  # random flips (for parts that look the same mirrored)
     holdout_fraction: float = 0.1  # good images kept out of training to calibrate the threshold
     threshold_mode: str = ThresholdMode.GOOD_QUANTILE.value  # one of TRAINING_MODES, kept a plain string (checkpoints)
@@ -114,7 +115,7 @@ class TrainConfig:
         _whole("seed", self.seed, 0, SEED_MAX)
         if not isinstance(self.device, str) or not _DEVICE.match(self.device.lower()):
             raise TrainConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {shown(self.device)}")
-        for name in ("amp", "augment", "align"):
+        for name in ("amp", "bf16", "augment", "align"):
             if not isinstance(getattr(self, name), bool):
                 raise TrainConfigError(f"{name} must be true or false, got {shown(getattr(self, name))}")
         if self.tile is not None or self.tile_overlap != 0.25:
@@ -381,7 +382,9 @@ class Trainer:
         steps_per_epoch = n // batch_size
         total_steps = steps_per_epoch * c.epochs
         amp = c.amp and self.device.type == "cuda"
-        ctx = StepContext(self.device, amp=amp, scaler=torch.amp.GradScaler("cuda") if amp else None, total_steps=total_steps)
+        bf16 = c.bf16 and self.device.type == "cpu" and cpu_bf16()
+        ctx = StepContext(self.device, amp=amp or bf16, scaler=torch.amp.GradScaler("cuda") if amp else None, total_steps=total_steps,
+                          amp_dtype=torch.bfloat16 if bf16 else torch.float16)
         gen = torch.Generator().manual_seed(c.seed)
         for _ in range(start_epoch):  # same shuffles after a resume as in an uninterrupted run
             torch.randperm(n, generator=gen)

@@ -143,6 +143,7 @@ class StepContext:
     device: torch.device
     amp: bool = False
     scaler: torch.amp.GradScaler | None = None
+    amp_dtype: torch.dtype = torch.float16  # bfloat16 on a CPU (no grad scaler: its range is float32's)
     step: int = 0  # steps done before this one, counted over the whole run (resumes included)
     total_steps: int = 0  # steps in the whole run; 0 when unknown (a step called by hand)
     generator: torch.Generator | None = None
@@ -150,7 +151,7 @@ class StepContext:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp:
-            return torch.autocast(device_type=self.device.type, dtype=torch.float16)
+            return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
     def cosine_lr(self, optimizer: torch.optim.Optimizer, base_lr: float) -> None:
