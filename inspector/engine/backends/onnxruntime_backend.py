@@ -3,12 +3,12 @@ provider is installed)."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from inspector.engine.backends.base import BackendError, Scored
+from inspector.engine.device import thread_count
 
 if TYPE_CHECKING:
     from inspector.engine.exported import ExportedModel
@@ -31,7 +31,7 @@ class OnnxRuntimeBackend:
         use_cuda = wanted.startswith("cuda") or (wanted == "auto" and "CUDAExecutionProvider" in available)
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or _threads()
+        options.intra_op_num_threads = thread_count(threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
         try:
@@ -64,7 +64,3 @@ def joined(parts: list[Scored]) -> Scored:
     return Scored(np.concatenate([p.scores for p in parts]), np.concatenate([p.maps for p in parts]),
                   None if recons[0] is None else np.concatenate(recons))
 
-
-def _threads() -> int:
-    """The intra-op threads torch would use here (INSPECTOR_THREADS, else all cores but one)."""
-    return int(os.environ.get("INSPECTOR_THREADS", "0")) or max(1, (os.cpu_count() or 1) - 1)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from inspector.engine.backends.base import BackendError, Scored
-from inspector.engine.backends.onnxruntime_backend import _threads, joined, scored
+from inspector.engine.backends.onnxruntime_backend import joined, scored
+from inspector.engine.device import thread_count
 
 if TYPE_CHECKING:
     from inspector.engine.exported import ExportedModel
@@ -28,7 +29,7 @@ class OpenVinoBackend:
         if wanted not in ("auto", "cpu"):
             raise BackendError(f"the OpenVINO backend runs on the CPU here, not {device}")
         core = ov.Core()
-        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads or _threads(), "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": thread_count(threads), "PERFORMANCE_HINT": "LATENCY"}
         try:
             self.compiled = {name: core.compile_model(str(model.graph(name)), "CPU", config) for name in ("score", "full")}
         except Exception as e:  # noqa: BLE001 — a damaged graph file: one line naming it
