@@ -141,13 +141,14 @@ class LiveController:
         target = ref if ref is not None else self.model_name
         if not target:
             raise ValueError("choose a model first")
+        # one runtime thread: live mode scores frames side by side, one worker per core (device.live_threads)
         if is_exported(target):  # scored without torch and without the registry
             path = Path(target)
-            predictor = Predictor.open(path, self.device, runtime=self.runtime)
+            predictor = Predictor.open(path, self.device, runtime=self.runtime, threads=1)
         else:
             registry = self.registry()
             path = registry.resolve(target)
-            predictor = Predictor.open(path, self.device, registry=registry, runtime=self.runtime)
+            predictor = Predictor.open(path, self.device, registry=registry, runtime=self.runtime, threads=1)
         if not predictor.info.name:
             predictor.info.name = Path(path).stem
         return predictor
