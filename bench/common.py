@@ -35,6 +35,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads for torch (sets INSPECTOR_THREADS; default: that variable, else all cores)",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    parser.add_argument("--no-steady-memory", action="store_true",
+                        help="leave glibc's malloc thresholds as they come (to measure what engine.device.steady_memory saves)")
     parser.add_argument(
         "--param",
         action="append",
@@ -106,13 +108,17 @@ def method_params(method: str, assignments: Sequence[str]) -> dict[str, Any]:
     return params
 
 
-def apply_threads(threads: int | None) -> int:
-    """Thread count for torch through the engine's own limiter (the Trainer calls it again, same value)."""
-    from inspector.engine.device import limit_threads
+def apply_threads(threads: int | None, steady_memory: bool = True) -> int:
+    """Thread count for torch through the engine's own limiter (the Trainer calls it again, same value),
+    and glibc's malloc set as in a scoring process (``engine.device.steady_memory``) unless
+    ``--no-steady-memory`` says not to."""
+    from inspector.engine import device
 
     if threads:
         os.environ["INSPECTOR_THREADS"] = str(threads)
-    return limit_threads()
+    if steady_memory:
+        device.steady_memory()
+    return device.limit_threads()
 
 
 def cpu_model() -> str:

@@ -137,7 +137,7 @@ def measure(method: str, size: int, args, images, paths, batches, threads) -> di
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = command_line()  # before --threads sets the variable, so it is not printed twice
-    threads = apply_threads(args.threads)
+    threads = apply_threads(args.threads, steady_memory=not args.no_steady_memory)
     methods = select_methods(args.methods)
     sizes = [args.image_size] if args.image_size else [int(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batch_sizes.split(",")]
