@@ -22,7 +22,7 @@ import numpy as np
 
 from inspector.data.images import write_image
 from inspector.data.synthetic import paint_defect
-from inspector.engine.export import export
+from inspector.engine.export import export, score_scale
 from inspector.engine.predictor import Predictor
 from inspector.engine.trainer import TrainConfig, Trainer
 
@@ -72,8 +72,7 @@ def make(dest: Path) -> dict:
     if set(decisions.values()) != {"OK", "NG"}:
         raise RuntimeError(f"the self-test set must hold OK and NG parts, got {decisions}")
     scores = [p.score for p in predictions.values()]
-    # the bound export.py held the export to, on the scale it measured with (the threshold, or the largest score)
-    scale = max(abs(predictor.threshold), max(abs(s) for s in scores))
+    scale = score_scale(predictor.threshold, scores)  # the bound export.py held the export to, on its scale
     expected = {
         "model": bundle.info.ref,
         "threshold": predictor.threshold,

@@ -223,7 +223,7 @@ def measure_parity(bundle: ModelBundle, exported: ExportedModel, good: list[np.n
     reference = Predictor(bundle, "cpu").predict_batch(parts)
     ref_scores = np.array([p.score for p in reference])
     scale = exported.info.map_scale
-    score_scale = max(abs(exported.info.threshold.value), float(np.nanmax(np.abs(ref_scores[np.isfinite(ref_scores)]), initial=0.0)), 1e-12)
+    score_range = score_scale(exported.info.threshold.value, ref_scores)
     map_scale = max(scale["high"] - scale["low"], 1e-12)
     runtimes: dict[str, Any] = {}
     for runtime in exported.runtimes():
@@ -239,7 +239,7 @@ def measure_parity(bundle: ModelBundle, exported: ExportedModel, good: list[np.n
             flips = int(sum(a.decision != b.decision for a, b in zip(got, reference)))
             runtimes[f"{runtime}/{'full' if reconstruct else 'score'}"] = {
                 "max_score_diff": score_diff,
-                "max_score_diff_relative": score_diff / score_scale,
+                "max_score_diff_relative": score_diff / score_range,
                 "max_map_diff": map_diff,
                 "max_map_diff_relative": map_diff / map_scale,
                 "flips": flips,
@@ -257,6 +257,14 @@ def measure_parity(bundle: ModelBundle, exported: ExportedModel, good: list[np.n
         "max_map_diff_relative": max(r["max_map_diff_relative"] for r in runtimes.values()),
         "flips": max(r["flips"] for r in runtimes.values()),
     }
+
+
+def score_scale(threshold: float, scores: Any) -> float:
+    """What score differences are measured against: the threshold, or the largest finite score
+    when that is larger (a model whose threshold is near 0 still has a scale)."""
+    finite = np.abs(np.asarray(scores, dtype=float))
+    finite = finite[np.isfinite(finite)]
+    return max(abs(threshold), float(finite.max(initial=0.0)), 1e-12)
 
 
 def _refusal(parity: dict[str, Any], int8: bool, force: bool) -> str:

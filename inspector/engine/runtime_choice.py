@@ -3,7 +3,7 @@
 The choice is remembered per export (its metadata's hash) and machine (processor, cores,
 threads) in ``<data dir>/runtime-choices.json``, so a line PC measures at its first start and
 then opens the same runtime every time. A choice whose runtime is no longer installed is measured
-again. Only speed is chosen here: every runtime an export runs on was checked for parity when it
+again, and one that cannot load the export is passed over. Only speed is chosen here: every runtime an export runs on was checked for parity when it
 was written (``engine/export.py``).
 """
 
@@ -31,16 +31,27 @@ TIMED_CALLS = 10  # batch-1 calls timed per runtime, after 3 not timed
 
 
 def fastest(model: ExportedModel, runtimes: list[str], device: Any = "auto", threads: int | None = None) -> Backend:
+    from inspector.engine.backends import BackendError
     from inspector.engine.exported import open_backend
 
     key = _key(model, threads)
     remembered = _read().get(key)
     if remembered in runtimes:
-        return open_backend(model, remembered, device, threads)
+        try:
+            return open_backend(model, remembered, device, threads)
+        except BackendError:  # it ran here once and no longer does: measured again without it
+            runtimes = [r for r in runtimes if r != remembered]
     timed: dict[str, tuple[float, Backend]] = {}
+    errors: list[BackendError] = []
     for runtime in runtimes:
-        backend = open_backend(model, runtime, device, threads)
+        try:
+            backend = open_backend(model, runtime, device, threads)
+        except BackendError as e:  # an installed runtime that cannot load this export: the others can
+            errors.append(e)
+            continue
         timed[runtime] = (_median_ms(backend, model), backend)
+    if not timed:
+        raise errors[0] if errors else BackendError(f"{model.path}: no runtime here runs this export")
     best = min(timed, key=lambda r: timed[r][0])
     choices = _read()
     choices[key] = best
