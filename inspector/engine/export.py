@@ -77,9 +77,10 @@ def export(bundle: ModelBundle, dest: str | Path, fmt: str = "onnx", int8: bool 
     if method in NOT_EXPORTABLE:
         raise ExportRefused(f"method '{method}' cannot be exported: {NOT_EXPORTABLE[method]}")
     dest = Path(dest)
-    if dest.exists() and not (force and is_exported(dest)):
-        raise ExportRefused(f"{dest} already exists" + (" and is not an exported model: choose another destination"
-                                                        if dest.exists() and not is_exported(dest) else ": add --force to replace it"))
+    if dest.exists() and not is_exported(dest):
+        raise ExportRefused(f"{dest} already exists and is not an exported model: choose another destination")
+    if dest.exists() and not force:
+        raise ExportRefused(f"{dest} already exists: add --force to replace it")
     good = images if images is not None else held_out_images(bundle, data)
     if len(good) < 2:
         raise ExportRefused("parity needs at least 2 good images of the part: pass --data with the model's training folder")
@@ -99,10 +100,9 @@ def export(bundle: ModelBundle, dest: str | Path, fmt: str = "onnx", int8: bool 
         problem = _refusal(parity, int8, force)
         if problem:
             raise ExportRefused(problem)
-        if dest.exists():  # an export we replace (checked above): moved aside first, so a failure keeps one
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(dest, old)
+        if dest.exists():  # an export we replace (checked above): moved into a folder of ours first, so a failure keeps one
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+            os.replace(dest, old / dest.name)
             os.replace(work, dest)
             shutil.rmtree(old, ignore_errors=True)
         else:

@@ -18,7 +18,6 @@ code for every runtime. ``EXPORT_FORMAT`` is the folder's own version; a newer o
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,11 +123,11 @@ class ExportedModel:
             if runtime not in RUNTIMES_OF[self.format]:
                 raise BackendError(f"{self.path} is a {self.format} export: {runtime} cannot run it")
             if runtime not in choices:
-                raise BackendError(f"{runtime} is not installed: pip install {_package(runtime)}")
+                raise BackendError(f"{runtime} is not installed: pip install {runtime}")
             return open_backend(self, runtime, device, threads)
         if not choices:
             raise BackendError(f"no runtime for this {self.format} export is installed: "
-                               f"pip install {' or '.join(_package(r) for r in RUNTIMES_OF[self.format])}")
+                               f"pip install {' or '.join(RUNTIMES_OF[self.format])}")
         if len(choices) == 1:
             return open_backend(self, choices[0], device, threads)
         from inspector.engine.runtime_choice import fastest
@@ -144,8 +143,15 @@ class ExportedModel:
 def parity_lines(parity: dict[str, Any]) -> list[str]:
     """The parity an export stored, in a few lines: one home for ``inspector export``,
     ``inspector models show`` and the app's Models page."""
-    if not parity or not parity.get("runtimes"):
+    if not isinstance(parity, dict) or not isinstance(parity.get("runtimes"), dict) or not parity["runtimes"]:
         return ["no parity stored"]
+    try:
+        return _parity_lines(parity)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a hand-edited file: the verdicts do not depend on it
+        return ["the stored parity cannot be read"]
+
+
+def _parity_lines(parity: dict[str, Any]) -> list[str]:
     lines = [f"parity on {parity['good_images']} held-out good images and {parity['synthetic_defects']} synthetic defects "
              f"(torch AUROC {parity['torch_auroc']:.4f}):"]
     for runtime, r in parity["runtimes"].items():
@@ -163,11 +169,3 @@ def open_backend(model: ExportedModel, runtime: str, device: Any = "auto", threa
 
     return OpenVinoBackend(model, device, threads)
 
-
-def _package(runtime: str) -> str:
-    return {"onnxruntime": "onnxruntime", "openvino": "openvino"}[runtime]
-
-
-def finite_or_none(value: float) -> float | None:
-    """A parity figure as JSON can hold it (NaN and infinities are not JSON)."""
-    return float(value) if math.isfinite(value) else None

@@ -12,8 +12,7 @@ import importlib.util
 
 from inspector.engine.backends.base import Backend, BackendError, Scored
 
-RUNTIMES = ("torch", "onnxruntime", "openvino")  # the order --runtime auto tries when nothing is remembered
-EXPORTED_RUNTIMES = ("onnxruntime", "openvino")
+EXPORTED_RUNTIMES = ("onnxruntime", "openvino")  # what runs an export (a trained model runs on torch)
 
 
 def installed(runtime: str) -> bool:
@@ -21,4 +20,4 @@ def installed(runtime: str) -> bool:
     return importlib.util.find_spec(runtime) is not None
 
 
-__all__ = ["EXPORTED_RUNTIMES", "RUNTIMES", "Backend", "BackendError", "Scored", "installed"]
+__all__ = ["EXPORTED_RUNTIMES", "Backend", "BackendError", "Scored", "installed"]
