@@ -82,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=90, help="frames in the generated video (default 90, looped)")
     parser.add_argument("--train-images", type=int, default=48, help="images for the short training (default 48)")
     parser.add_argument("--epochs", type=int, default=1, help="training epochs (default 1)")
+    parser.add_argument("--runtime", default="torch", choices=("torch", "onnxruntime", "openvino"),
+                        help="torch (default), or export the model first and run it on this runtime (one thread per worker)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     return parser.parse_args(argv)
@@ -192,12 +194,20 @@ def measure(method: str, args, video: Path, work: Path, thread_counts: list[int]
     t0 = time.perf_counter()
     bundle = train(method, args, work / "train")
     train_s = time.perf_counter() - t0
+    model = bundle
+    if args.runtime != "torch":  # as a line PC runs it: the export, parity measured on the training cells
+        from inspector.data import read_image
+        from inspector.data.images import list_images
+        from inspector.engine.export import export
+
+        good = [read_image(p) for p in list_images(work / "train")[:16]]
+        model = export(bundle, work / f"{method}-export", images=good, force=True).model
     runs: dict[int, list[tuple[dict, dict]]] = {t: [] for t in thread_counts}
     for repeat in range(args.repeats):
         for threads in thread_counts:
             os.environ["INSPECTOR_THREADS"] = str(threads)
             limit_threads()  # as `inspector live` starts: the model is loaded on the main thread with these
-            predictor = Predictor(bundle, args.device)
+            predictor = Predictor(model, args.device, args.runtime, threads=1)  # live_controller.load's one thread
             tag = f"{method}-t{threads}-r{repeat}"
             camera = run_live(predictor, video, work / f"{tag}-camera.sqlite", args, realtime=True)
             fastest = run_live(predictor, video, work / f"{tag}-max.sqlite", args, realtime=False)
@@ -211,7 +221,7 @@ def measure(method: str, args, video: Path, work: Path, thread_counts: list[int]
     rows = []
     for threads, pairs in runs.items():
         median = _medians(pairs)
-        row = {"method": method, "size": args.image_size, "threads": threads, "workers": pairs[0][0]["workers"],
+        row = {"method": method, "runtime": args.runtime, "size": args.image_size, "threads": threads, "workers": pairs[0][0]["workers"],
                "camera_fps": median(0, "fps"), "camera_dropped_pct": median(0, "dropped_pct"),
                "camera_p50_ms": median(0, "p50_ms"), "camera_p95_ms": median(0, "p95_ms"),
                "max_fps": median(1, "fps"), "max_p50_ms": median(1, "p50_ms"), "max_p95_ms": median(1, "p95_ms"),
@@ -223,7 +233,7 @@ def measure(method: str, args, video: Path, work: Path, thread_counts: list[int]
         rows.append(row)
     if args.profile_frames:
         os.environ["INSPECTOR_THREADS"] = str(thread_counts[0])
-        profile = profile_stages(Predictor(bundle, args.device), video, work / f"{method}-profile.sqlite", args)
+        profile = profile_stages(Predictor(model, args.device, args.runtime, threads=1), video, work / f"{method}-profile.sqlite", args)
         for row in rows:
             row["profile"] = profile
         print(f"[{method} {args.image_size}px] stage profile (ms per frame, page faults per frame):")
@@ -404,7 +414,7 @@ def main(argv=None) -> int:
 
     machine["load_average_end"] = _load()
     columns = [
-        ("method", "method"), ("size", "px"), ("threads", "cores"), ("workers", "workers"),
+        ("method", "method"), ("runtime", "runtime"), ("size", "px"), ("threads", "cores"), ("workers", "workers"),
         ("camera_fps", f"fps @{args.fps:g}"), ("camera_dropped_pct", "dropped %"),
         ("camera_p50_ms", "p50 ms"), ("camera_p95_ms", "p95 ms"),
         ("max_fps", "max fps"), ("max_p50_ms", "max p50"), ("max_p95_ms", "max p95"),
