@@ -16,6 +16,7 @@ import json
 import pkgutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 SET_FOLDER = "selftest"  # where the bundle carries the set, beside its libraries
@@ -29,16 +30,26 @@ def bundled_set() -> Path | None:
 
 def run(folder: str | Path | None = None) -> int:
     """Check ``folder`` (default: the set the bundle carries); prints the report and OK, or the failure."""
-    started = time.perf_counter()
-    try:
+
+    def checks() -> list[str]:
         found = Path(folder) if folder else bundled_set()
         if found is None:
             raise RuntimeError("not a bundle: name a self-test set (packaging/selftest_set.py makes one)")
-        report = _checks(found)
+        return _checks(found)
+
+    return report(checks)
+
+
+def report(checks: Callable[[], list[str]]) -> int:
+    """Run ``checks`` and print their lines and OK with the time taken, or the failure in one line;
+    the exit code (both bundles' self-tests)."""
+    started = time.perf_counter()
+    try:
+        lines = checks()
     except Exception as e:  # noqa: BLE001 — the self-test reports, it does not crash
         print(f"self-test FAILED: {type(e).__name__}: {e}")
         return 1
-    for line in report:
+    for line in lines:
         print(line)
     print(f"OK ({time.perf_counter() - started:.1f} s)")
     return 0

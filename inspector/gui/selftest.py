@@ -9,22 +9,14 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
 def run() -> int:
+    from inspector.runtime_selftest import report
+
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    started = time.perf_counter()
-    try:
-        report = _checks()
-    except Exception as e:  # noqa: BLE001 — the self-test reports, it does not crash
-        print(f"self-test FAILED: {type(e).__name__}: {e}")
-        return 1
-    for line in report:
-        print(line)
-    print(f"OK ({time.perf_counter() - started:.1f} s)")
-    return 0
+    return report(_checks)
 
 
 def _checks() -> list[str]:
