@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import apply_threads, command_line, default_out, describe_machine, finish, format_table, machine_info, write_results
+from common import apply_threads, command_line, default_out, describe_machine, finish, format_table, machine_info, select_methods, write_results
 
 CONV_FORWARD = ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution", "aten::conv2d", "aten::conv_transpose2d",
                 "aten::_slow_conv2d_forward", "aten::slow_conv_transpose2d")
@@ -47,10 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def gradient_methods() -> list[str]:
-    from inspector.models.registry import get_method, method_names
+def chosen_methods(text: str | None) -> list[str]:
+    """``--methods`` checked by ``common.select_methods``; by default only the gradient-trained ones."""
+    from inspector.models.registry import get_method
 
-    return [name for name in method_names() if not get_method(name).fit_only]
+    methods = select_methods(text)
+    return methods if text else [name for name in methods if not get_method(name).fit_only]
 
 
 def build(method: str, size: int):
@@ -169,9 +171,8 @@ def main(argv=None) -> int:
     command = command_line()
     machine = machine_info("cpu")
     print(f"command: {command}\n{describe_machine(machine)}; {threads} thread(s), {args.image_size} px\n", flush=True)
-    methods = [m.strip() for m in args.methods.split(",")] if args.methods else gradient_methods()
     rows, errors = [], {}
-    for method in methods:
+    for method in chosen_methods(args.methods):
         try:
             rows.append(profile_method(method, args.image_size, args.batch_size, args.steps))
         except RuntimeError as e:  # e.g. the FLOP counter cannot follow a gradient penalty's double backward (BiGAN)
