@@ -161,3 +161,21 @@ def test_a_prediction_without_a_reconstruction_says_so(qtbot, exported):
     view.set_prediction(prediction, prediction.threshold)
     assert not view.reconstruction.view.has_image() and view.reconstruction.view.placeholder == NO_RECONSTRUCTION
     assert view.heat.view.has_image() and view.badge.decision in ("OK", "NG")
+
+
+def test_measuring_the_runtimes_in_background_jobs_leaves_the_app_alive(qtbot, window, exported, parts_dir, tmp_home):
+    """``--runtime auto`` opens and times every runtime in a pooled thread and drops the slower,
+    while other jobs (the thumbnails) run beside it. OpenVINO's infer requests once lived in that
+    thread's locals and crashed the process in its teardown (about one load in two); several fresh
+    measurements in a row would catch it again."""
+    from inspector.engine import paths
+    from inspector.engine.runtime_choice import CHOICES_FILE
+
+    open_data(qtbot, window, parts_dir)
+    for _ in range(6):
+        (paths.data_dir() / CHOICES_FILE).unlink(missing_ok=True)  # measured again, not remembered
+        job = window.session.load_model(str(exported.path))
+        with qtbot.waitSignal(job.finished, timeout=20000):
+            pass
+        assert job.outcome == "succeeded" and window.session.predictor.runtime in exported.runtimes()
+        qtbot.wait(100)  # the pooled thread's teardown runs here

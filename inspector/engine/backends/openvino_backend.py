@@ -36,13 +36,23 @@ class OpenVinoBackend:
             raise BackendError(f"{model.path}: OpenVINO cannot load the graphs ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
         self.device = "cpu"
         self.one_at_a_time = model.export.get("batch") == 1
-        self._local = threading.local()  # an infer request is not shared between threads
+        # idle infer requests per graph: a call takes one (a request serves one call at a time) and
+        # gives it back. Not thread-local: those die inside the thread's teardown, where OpenVINO's
+        # destructor crashed the interpreter (PySide6's pooled threads).
+        self._idle: dict[str, list] = {name: [] for name in self.compiled}
+        self._lock = threading.Lock()
 
     def score(self, batch: np.ndarray, reconstruct: bool = True) -> Scored:
         if self.one_at_a_time and len(batch) > 1:
             return joined([self.score(batch[i : i + 1], reconstruct) for i in range(len(batch))])
         name = "full" if reconstruct else "score"
-        requests = self._local.__dict__.setdefault("requests", {})
-        request = requests.get(name) or requests.setdefault(name, self.compiled[name].create_infer_request())
-        request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
-        return scored([request.get_output_tensor(i).data.copy() for i in range(len(self.compiled[name].outputs))], reconstruct)
+        with self._lock:
+            idle = self._idle[name]
+            request = idle.pop() if idle else self.compiled[name].create_infer_request()
+        try:
+            request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+            outputs = [request.get_output_tensor(i).data.copy() for i in range(len(self.compiled[name].outputs))]
+        finally:
+            with self._lock:
+                self._idle[name].append(request)
+        return scored(outputs, reconstruct)
