@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from inspector.data.images import read_image
 from inspector.data.sources import VideoFileSource, write_video
 from inspector.engine.bundle import ModelBundle
 from inspector.engine.device import live_threads
@@ -102,3 +103,33 @@ def test_a_pause_on_ng_holds_the_frames_still_being_scored_until_resume(predicto
     live.resume()
     stats = live.run()
     assert reported == list(range(12)) and stats.inspected == 12
+
+
+def test_an_ng_frames_image_is_encoded_by_its_worker_and_only_written_in_its_turn(predictor, tmp_path, monkeypatch):
+    """Encoding a 640x480 PNG took most of an NG frame's turn; now the worker encodes it side by
+    side and the ordered commit writes those bytes. The stored image is the frame, losslessly."""
+    monkeypatch.setenv("INSPECTOR_THREADS", "2")
+    rng = np.random.default_rng(8)
+    goods = iter(typical_goods(predictor, rng, 6))
+    frames = [unmistakable_defect(predictor, rng) if i in (2, 5) else next(goods) for i in range(8)]
+    encoded_on, recorded = [], []
+
+    class Watched(ResultsStore):
+        def encode(self, image):
+            encoded_on.append(threading.current_thread().name)
+            return super().encode(image)
+
+        def record(self, **fields):
+            recorded.append((fields["decision"], type(fields["image"]).__name__))
+            return super().record(**fields)
+
+    store = Watched(tmp_path / "r.sqlite")
+    LiveInspector(VideoFileSource(write_video(tmp_path / "ng.avi", frames)), predictor, store).run()
+    assert len(encoded_on) == 2 and set(encoded_on) <= {"live-inference-1", "live-inference-2"}
+    assert recorded.count(("NG", "EncodedImage")) == 2
+    assert all(kind == "ndarray" for decision, kind in recorded if decision == "OK")
+    for row in store.query(newest_first=False):
+        if row.decision == "NG":
+            stored = read_image(store.image_path(row))
+            assert stored.shape[:2] == frames[row.frame_id].shape[:2]
+    store.close()

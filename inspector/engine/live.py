@@ -48,7 +48,7 @@ from inspector.data.sources import Frame, FrameSource, SourceState, StateChange
 from inspector.engine.decision import NG
 from inspector.engine.events import CancelToken
 from inspector.engine.modelref import ref_text
-from inspector.engine.results_store import ResultsStore, StoreError
+from inspector.engine.results_store import EncodedImage, ResultsStore, StoreError
 
 if TYPE_CHECKING:  # torch: imported by whoever makes the predictor, not by parse_roi's callers
     from inspector.engine.predictor import Prediction, Predictor
@@ -537,7 +537,7 @@ class LiveInspector:
 
     def _inspect(self, job: _Job) -> None:
         """Score one frame (side by side with the other workers), then, in its turn, store and report it."""
-        region, outcome, inference_ms = None, None, 0.0
+        region, outcome, inference_ms, encoded = None, None, 0.0, None
         try:
             if job.roi_error is None and job.predictor is not None:
                 started = time.perf_counter()
@@ -548,14 +548,25 @@ class LiveInspector:
                 except Exception as e:  # noqa: BLE001 — one bad frame is reported, stored as NG, and inspection goes on
                     outcome = e
                 inference_ms = (time.perf_counter() - started) * 1000
+                encoded = self._encoded(outcome)
         finally:  # whatever happened, the frame takes its turn: the ones after it wait for it
             with self._turnstile.turn(job.ticket):
                 while not self._resume.wait(0.1) and not self._stop.is_set():
                     pass  # paused: the result paused on stays the last one reported
-                self._commit(job, region, outcome, inference_ms)
+                self._commit(job, region, outcome, inference_ms, encoded)
+
+    def _encoded(self, outcome: Prediction | Exception | None) -> EncodedImage | None:
+        """An NG frame's image encoded here, side by side, so that its turn only writes it (the
+        encoding took most of an NG frame's time in the store); None when the store encodes it."""
+        if self.store is None or outcome is None or isinstance(outcome, Exception) or outcome.decision != NG:
+            return None
+        try:
+            return self.store.encode(outcome.image)
+        except ValueError:  # the store says why, in its turn
+            return None
 
     def _commit(self, job: _Job, region: np.ndarray | None, outcome: Prediction | Exception | None,
-                inference_ms: float) -> None:
+                inference_ms: float, encoded: EncodedImage | None = None) -> None:
         """Store one frame's result and report it; a frame not judged is counted, reported and stored as NG."""
         frame, predictor, roi = job.frame, job.predictor, job.roi
         name, version = self._model_of(predictor)
@@ -578,7 +589,7 @@ class LiveInspector:
         if self.store is not None:
             record_id, store_error = self._store(
                 frame, model=name, model_version=version, score=prediction.score, threshold=prediction.threshold,
-                decision=prediction.decision, image=prediction.image, roi=roi,
+                decision=prediction.decision, image=encoded or prediction.image, roi=roi,
                 regions=prediction.regions, rule=prediction.reason,  # every result keeps its defect regions
             )
         latency_ms = (time.perf_counter() - frame.captured) * 1000

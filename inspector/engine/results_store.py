@@ -294,7 +294,7 @@ class ResultsStore:
         score: float,
         threshold: float,
         decision: str,
-        image: np.ndarray | None = None,
+        image: np.ndarray | EncodedImage | None = None,
         timestamp: float | None = None,
         frame_name: str = "",
         roi: Sequence[int] | None = None,
@@ -304,8 +304,8 @@ class ResultsStore:
         rule: str | None = None,
     ) -> int:
         """Store one result and commit; returns its id, or raises StoreError: then nothing of it
-        is stored. The image is kept for NG (and sampled OK) frames and written before the row is
-        committed. A score or threshold that is not finite, or an ``error`` (the frame could not
+        is stored. The image (an array, or already encoded by ``encode``) is kept for NG (and
+        sampled OK) frames and written before the row is committed. A score or threshold that is not finite, or an ``error`` (the frame could not
         be scored), makes the decision NG whatever was passed: what cannot be judged is never OK.
         ``regions`` (the prediction's, largest first) are kept as JSON, ``rule`` as given."""
         if decision not in DECISIONS:
@@ -342,7 +342,11 @@ class ResultsStore:
         self._ok_count += 1
         return self._ok_count % self.save_ok_every == 1 or self.save_ok_every == 1
 
-    def _save_image(self, image: np.ndarray, timestamp: float, frame_id: int, decision: str) -> str:
+    def encode(self, image: np.ndarray) -> EncodedImage:
+        """``image`` encoded as this store keeps it (ValueError when it cannot be), for ``record``."""
+        return encode_image(image, self.image_format)
+
+    def _save_image(self, image: np.ndarray | EncodedImage, timestamp: float, frame_id: int, decision: str) -> str:
         when = dt.datetime.fromtimestamp(timestamp)
         rel = Path(when.strftime("%Y-%m-%d")) / f"{when:%H%M%S}-{frame_id}-{decision}-{uuid.uuid4().hex[:8]}{self.image_format}"
         try:
@@ -572,11 +576,20 @@ def write_csv(destination: str | os.PathLike[str], header: Sequence[str], rows: 
             writer.writerow([spreadsheet_safe(v) if i in text else v for i, v in enumerate(row)])
 
 
-def _write_frame(path: Path, image: np.ndarray, fsync: bool = True) -> None:
-    """Encode and write one result image through ``inspector.atomic`` (unique temp name, rename;
-    fsynced unless ``fsync=False``). Quick, as it runs once per NG frame on the live path: a
-    colour frame whose channels are all equal (a mono camera read through OpenCV) is kept as
-    gray, and PNG uses light compression (3x faster than the default, ~15% larger)."""
+@dataclass(frozen=True)
+class EncodedImage:
+    """A result image already encoded (by a live worker, side by side with the others, so that
+    the ordered commit only writes it): ``record`` keeps it as is."""
+
+    data: bytes
+    suffix: str
+
+
+def encode_image(image: np.ndarray, suffix: str) -> EncodedImage:
+    """Encode one result image, quickly, as it runs once per NG frame on the live path: a colour
+    frame whose channels are all equal (a mono camera read through OpenCV) is kept as gray, and
+    PNG uses light compression (3x faster than the default, ~15% larger). ValueError when it
+    cannot be encoded."""
     import cv2
 
     if image.dtype != np.uint8:
@@ -588,7 +601,7 @@ def _write_frame(path: Path, image: np.ndarray, fsync: bool = True) -> None:
             image = image[:, :, 0]
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[:, :, :3]
-    suffix = path.suffix.lower()
+    suffix = suffix.lower()
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if suffix == ".png" else []
     try:
@@ -597,7 +610,17 @@ def _write_frame(path: Path, image: np.ndarray, fsync: bool = True) -> None:
         raise ValueError(f"cannot encode the image as {suffix}: {e}") from None
     if not ok:
         raise ValueError(f"cannot encode the image as {suffix}")
-    write_bytes_atomic(path, encoded.tobytes(), fsync=fsync)
+    return EncodedImage(encoded.tobytes(), suffix)
+
+
+def _write_frame(path: Path, image: np.ndarray | EncodedImage, fsync: bool = True) -> None:
+    """Write one result image through ``inspector.atomic`` (unique temp name, rename; fsynced
+    unless ``fsync=False``), encoded for the path's suffix unless it already is."""
+    if not isinstance(image, EncodedImage):
+        image = encode_image(image, path.suffix)
+    elif image.suffix != path.suffix.lower():
+        raise ValueError(f"the image was encoded as {image.suffix}, the store keeps {path.suffix}")
+    write_bytes_atomic(path, image.data, fsync=fsync)
 
 
 def _number(value: float | None) -> float | None:
