@@ -1,5 +1,7 @@
 """bfloat16 training on a CPU that has bfloat16 instructions (TrainConfig.bf16): steps run in
-bfloat16, the weights and the model file stay float32, and the model scores as usual."""
+bfloat16, the weights and the model file stay float32, the model scores as usual and its
+training details say so. Where the CPU lacks them (pretended here either way: torch emulates
+bfloat16 on any CPU) the run says it trains in float32."""
 
 from __future__ import annotations
 
@@ -9,14 +11,14 @@ import pytest
 import torch
 
 from inspector.data.images import list_images
-from inspector.engine.device import cpu_bf16
-from inspector.engine.trainer import TrainConfig, Trainer
+from inspector.engine.trainer import TrainConfig, Trainer, TrainNotice
+
+TINY = {"method": "ganomaly", "image_size": 32, "epochs": 2, "batch_size": 8, "device": "cpu", "params": {"width": 8, "nz": 16}}
 
 
 @pytest.mark.parametrize("bf16", [False, True])
-def test_bf16_training_steps_run_in_bfloat16_and_the_weights_stay_float32(parts_dir, bf16):
-    if bf16 and not cpu_bf16():
-        pytest.skip("this CPU has no bfloat16 instructions: the option trains in float32 there")
+def test_bf16_training_steps_run_in_bfloat16_and_the_weights_stay_float32(parts_dir, bf16, monkeypatch):
+    monkeypatch.setattr("inspector.engine.trainer.cpu_bf16", lambda: True)
     seen: set[torch.dtype] = set()
 
     def record(module, inputs, output) -> None:
@@ -30,10 +32,20 @@ def test_bf16_training_steps_run_in_bfloat16_and_the_weights_stay_float32(parts_
         next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).register_forward_hook(record)
         return model
 
-    config = TrainConfig(method="ganomaly", image_size=32, epochs=2, batch_size=8, device="cpu", bf16=bf16, params={"width": 8, "nz": 16})
+    config = TrainConfig(**TINY, bf16=bf16)
     trainer = Trainer(config)
     trainer._build_model = build.__get__(trainer)
     bundle = trainer.fit(list_images(parts_dir))
     assert seen == ({torch.bfloat16} if bf16 else {torch.float32})
     assert all(v.dtype == torch.float32 for v in bundle.model.state_dict().values() if v.is_floating_point())
     assert math.isfinite(bundle.info.threshold.value)
+    assert bundle.info.training["precision"] == ("bfloat16 mixed" if bf16 else "float32")
+
+
+def test_bf16_asked_for_where_the_cpu_lacks_it_trains_in_float32_and_says_so(parts_dir, monkeypatch):
+    monkeypatch.setattr("inspector.engine.trainer.cpu_bf16", lambda: False)
+    notices = []
+    trainer = Trainer(TrainConfig(**TINY, bf16=True), on_event=lambda e: notices.append(e) if isinstance(e, TrainNotice) else None)
+    bundle = trainer.fit(list_images(parts_dir))
+    assert bundle.info.training["precision"] == "float32"
+    assert [n.kind for n in notices] == ["precision"] and "no bfloat16 instructions" in notices[0].message

@@ -180,7 +180,8 @@ class TrainNotice:
     """Event: one line the user should read about the run (the CLI prints it, the GUI shows it).
 
     kind: ``resumed`` (from a checkpoint of this very run, at ``epoch`` of ``epochs``),
-    ``checkpoint-ignored`` (it belongs to another run) or ``checkpoint-unreadable``.
+    ``checkpoint-ignored`` (it belongs to another run), ``checkpoint-unreadable`` or ``precision``
+    (bfloat16 was asked for where the CPU lacks it: float32 instead).
     """
 
     kind: str
@@ -306,6 +307,7 @@ class Trainer:
             **(data_info or {}),
             "config": asdict(c),
             "device": device_label(self.device),
+            "precision": self.precision() if not model.fit_only else "float32",
             "n_train": len(fit_parts),
             "n_holdout": len(holdout),
             **({"n_tiles": len(fit_images)} if c.tile is not None else {}),
@@ -368,6 +370,16 @@ class Trainer:
             return images, images
         return [im for i, im in enumerate(images) if i not in hold], [images[i] for i in sorted(hold)]
 
+    def precision(self) -> str:
+        """What the training steps compute in: float16 mixed on CUDA (``amp``), bfloat16 mixed on a
+        CPU that has the instructions for it (``bf16``; emulated bfloat16 is slower), else float32."""
+        c = self.config
+        if c.amp and self.device.type == "cuda":
+            return "float16 mixed"
+        if c.bf16 and self.device.type == "cpu" and cpu_bf16():
+            return "bfloat16 mixed"
+        return "float32"
+
     def _train(
         self,
         model: AnomalyModel,
@@ -381,10 +393,14 @@ class Trainer:
         batch_size = min(c.batch_size, n)
         steps_per_epoch = n // batch_size
         total_steps = steps_per_epoch * c.epochs
-        amp = c.amp and self.device.type == "cuda"
-        bf16 = c.bf16 and self.device.type == "cpu" and cpu_bf16()
-        ctx = StepContext(self.device, amp=amp or bf16, scaler=torch.amp.GradScaler("cuda") if amp else None, total_steps=total_steps,
-                          amp_dtype=torch.bfloat16 if bf16 else torch.float16)
+        precision = self.precision()
+        if c.bf16 and precision != "bfloat16 mixed":
+            why = "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX)" if self.device.type == "cpu" else \
+                f"it is for the CPU, not {device_label(self.device)}"
+            self._notice("precision", f"bfloat16 was asked for, but {why}: training in {precision}")
+        amp = precision == "float16 mixed"
+        ctx = StepContext(self.device, amp=precision != "float32", scaler=torch.amp.GradScaler("cuda") if amp else None,
+                          total_steps=total_steps, amp_dtype=torch.float16 if amp else torch.bfloat16)
         gen = torch.Generator().manual_seed(c.seed)
         for _ in range(start_epoch):  # same shuffles after a resume as in an uninterrupted run
             torch.randperm(n, generator=gen)

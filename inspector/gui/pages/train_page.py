@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from inspector.engine.device import cpu_bf16
 from inspector.engine.threshold import TRAINING_MODES, ThresholdMode
 from inspector.gui.methods import PRESETS, MethodChoice
 from inspector.gui.settings import Settings
@@ -85,6 +86,14 @@ class TrainPage(QWidget):
         self.augment.setToolTip("Flip training images at random: for parts that look the same mirrored")
         self.align = QCheckBox("Align parts")
         self.align.setToolTip("Turn and move every part onto a typical good part before scoring: for parts that are not placed identically")
+        self.bf16 = QCheckBox("bfloat16 on this CPU")
+        if cpu_bf16():
+            self.bf16.setToolTip("Compute the training steps in bfloat16 (this CPU has the instructions for it): GANomaly "
+                                 "trained 1.6x as fast at the same AUROC (bench/RESULTS.md); measured for GANomaly only, so off by default")
+        else:
+            self.bf16.setEnabled(False)
+            self.bf16.setToolTip("This CPU has no bfloat16 instructions (AVX512-BF16 or AMX): bfloat16 would be slower than "
+                                 "float32 here. On a CUDA GPU, mixed precision is used anyway")
         self.tile = QSpinBox(minimum=0, maximum=4096, value=0, singleStep=64, suffix=" px")
         self.tile.setSpecialValueText("Whole image")
         self.tile.setToolTip("For large camera images: score tiles of this many image pixels a side at the image size above, "
@@ -142,6 +151,7 @@ class TrainPage(QWidget):
         form.addRow("Seed", self.seed)
         form.addRow("", self.augment)
         form.addRow("", self.align)
+        form.addRow("", self.bf16)
         form.addRow("Tiles", self.tile)
         threshold = QFormLayout()
         threshold.addRow("Threshold", self.threshold_mode)
@@ -347,6 +357,7 @@ class TrainPage(QWidget):
             device=self.device.currentData() or "auto",
             augment=self.augment.isChecked(),
             align=self.align.isChecked(),
+            bf16=self.bf16.isChecked(),
             tile=self.tile.value() or None,
             threshold_mode=self.threshold_mode.currentData(),
             false_alarm_rate=self.false_alarm.value() / 100,

@@ -77,7 +77,8 @@ def model_html(entry, parents: dict[str, str | None]) -> str:
         ("Trained on", f"{training.get('dataset', '–')} ({training.get('n_train', '?')} images, {training.get('n_holdout', '?')} held out)"
                        f" · fingerprint {training.get('fingerprint', '–')}"),
         ("Training", f"{config.get('epochs', '?')} epochs, batch {config.get('batch_size', '?')}, seed {config.get('seed', '?')}"
-                     f" on {training.get('device', '?')} in {training.get('duration_s', '?')} s"),
+                     f" on {training.get('device', '?')}{', ' + training['precision'] if 'precision' in training else ''}"
+                     f" in {training.get('duration_s', '?')} s"),
         ("Threshold", describe_threshold(t)),
     ]
     if info.notes and t.method != ThresholdMode.MANUAL:  # a manual threshold's note says what the Threshold row says
