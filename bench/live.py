@@ -17,7 +17,8 @@ count again, alternating, and reports the median (the machine may be shared).
 
 The **stage profile** then times each stage of a live frame, one frame at a time on one thread
 on one torch thread, as a worker does: capture and decode, ROI crop, resize, the model, the map's
-post-processing (the rest of ``Predictor.predict``), the defect regions, storing, the line outputs
+post-processing (the rest of ``Predictor.predict``), the defect regions, an NG frame's image
+encoding (in the worker) and storing (in the frame's ordered turn), the line outputs
 (the live loop's notice, and the CPU of one ``http+server://`` sink's delivery thread per verdict)
 and the heat overlay the Live page draws for a shown frame; also page faults per frame of each.
 The model and resize are timed by wrapping the predictor's backend and resize function here,
@@ -63,7 +64,7 @@ from common import (
 TARGET_FPS = 30.0  # a 30 fps camera kept: every frame inspected (0 % dropped) ...
 TARGET_P95_MS = 35.0  # ... each within this of its capture (p95)
 TARGET_MAX_FPS = {1: 60.0, 2: 100.0}  # the fastest live rate on one core and on two
-STAGES = ("capture + decode", "ROI crop", "resize", "model", "map post-processing", "regions", "store",
+STAGES = ("capture + decode", "ROI crop", "resize", "model", "map post-processing", "regions", "NG image encoding", "store",
           "line outputs: notice", "line outputs: sink thread CPU", "heat overlay (Live page)")
 
 
@@ -324,10 +325,13 @@ def _profile(predictor, video: Path, db: Path, args) -> dict[str, dict[str, floa
             mark = start()
             regions = prediction.regions
             took["regions"] = since(mark)
-            mark = start()
+            mark = start()  # as the worker does, side by side: only an NG frame's image is encoded
+            image = store.encode(prediction.image) if prediction.decision == "NG" else prediction.image
+            took["NG image encoding"] = since(mark)
+            mark = start()  # the ordered turn: the row (and an NG frame's file) written
             store.record(source=frame.source, frame_id=frame.frame_id, frame_name=frame.name, timestamp=frame.timestamp,
                          model="bench", model_version=1, score=prediction.score, threshold=prediction.threshold,
-                         decision=prediction.decision, image=prediction.image, roi=roi, regions=regions, rule=prediction.reason)
+                         decision=prediction.decision, image=image, roi=roi, regions=regions, rule=prediction.reason)
             took["store"] = since(mark)
             mark = start()
             outputs.stored()
