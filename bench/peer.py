@@ -21,8 +21,8 @@ GANomaly with its own widths and latent size, PaDiM on ImageNet ResNet-18 featur
 the weights on first use; ours: MobileNetV2's, installed). anomalib's data loader runs in the main
 process (``num_workers=0``), as ours reads its images before training.
 
-The anomalib part is written against anomalib 2.x's documented API and has NOT been run on the
-project's VM (anomalib is not installed there): its first run may need small fixes.
+Run here with anomalib 2.7.0 (GANomaly; PaDiM needs timm's ResNet-18 download, which the VM
+cannot make): the figures are in bench/RESULTS.md, "Training speed".
 
     python -m venv /tmp/peer && /tmp/peer/bin/pip install "anomalib>=2,<3" -e . elpv-dataset
     /tmp/peer/bin/python bench/peer.py [--epochs 15] [--methods ganomaly,padim]
