@@ -1,5 +1,6 @@
-"""Shared test setup: headless Qt and a throw-away INSPECTOR_HOME."""
+"""Shared test setup: headless Qt, a throw-away INSPECTOR_HOME and the app's main window."""
 
+import contextlib
 import gc
 import os
 
@@ -31,6 +32,30 @@ def tmp_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("INSPECTOR_HOME", str(home))
     return home
+
+
+@contextlib.contextmanager
+def main_window(qtbot, **start):
+    """The app's main window, shown and started (``start``: MainWindow.start's options) with its
+    methods listed; closed after, without asking."""
+    from inspector.gui.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.start(**start)
+    qtbot.waitUntil(lambda: w.methods_ready, timeout=30000)
+    try:
+        yield w
+    finally:
+        w.confirm_close = False
+        w.close()
+
+
+@pytest.fixture
+def window(qtbot, tmp_home):
+    with main_window(qtbot) as w:
+        yield w
 
 
 def mobilenet_file(path, seed: int = 0):

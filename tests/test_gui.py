@@ -20,26 +20,12 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
-from tests.conftest import make_part
+from tests.conftest import main_window, make_part
 
 TINY = {"image_size": 32, "epochs": 2, "batch_size": 8, "params": {"width": 8}}
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-@pytest.fixture
-def window(qtbot, tmp_home):
-    from inspector.gui.main_window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    w.start()
-    qtbot.waitUntil(lambda: w.methods_ready, timeout=30000)
-    yield w
-    w.confirm_close = False
-    w.close()
-
-
 @pytest.fixture
 def registered(tmp_home, tiny_bundle):
     """The shared tiny model stored as 'parts' in this test's registry (a copy of its metadata)."""
@@ -587,20 +573,14 @@ def test_a_fit_only_method_has_no_epochs_to_set(qtbot, window, parts_dir, monkey
 def test_the_bf16_box_follows_the_cpu_and_a_bf16_training_says_so(qtbot, tmp_home, parts_dir, monkeypatch, has_bf16):
     """Offered only where the CPU computes bfloat16 (here its instructions are pretended, so torch
     emulates them); the model's training details say what the steps computed in."""
-    from inspector.gui.main_window import MainWindow
-
     monkeypatch.setattr("inspector.gui.pages.train_page.cpu_bf16", lambda: has_bf16)
     monkeypatch.setattr("inspector.engine.trainer.cpu_bf16", lambda: has_bf16)
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    w.start()
-    qtbot.waitUntil(lambda: w.methods_ready, timeout=30000)
-    page = w.train_page
-    assert page.bf16.isEnabled() == has_bf16 and not page.bf16.isChecked()
-    if not has_bf16:
-        assert "no bfloat16 instructions" in page.bf16.toolTip()
-    else:
+    with main_window(qtbot) as w:
+        page = w.train_page
+        assert page.bf16.isEnabled() == has_bf16 and not page.bf16.isChecked()
+        if not has_bf16:
+            assert "no bfloat16 instructions" in page.bf16.toolTip()
+            return
         open_folder(qtbot, w, parts_dir, monkeypatch)
         page.select_method("ganomaly")
         page.set_form(**TINY)
@@ -612,5 +592,3 @@ def test_the_bf16_box_follows_the_cpu_and_a_bf16_training_says_so(qtbot, tmp_hom
         w.show_page("models")
         qtbot.waitUntil(lambda: w.models_page.select(finished.args[0].info.ref), timeout=10000)
         assert "bfloat16 mixed" in w.models_page.details.toPlainText()
-    w.confirm_close = False
-    w.close()

@@ -19,7 +19,7 @@ from inspector.data.sources import write_video
 from inspector.engine.export import export
 from inspector.engine.predictor import Predictor
 from inspector.engine.regions import RegionRules
-from tests.conftest import make_part
+from tests.conftest import main_window, make_part
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +27,6 @@ def exported(tiny_bundle, parts_dir, tmp_path_factory):
     """conftest's tiny GANomaly exported to ONNX, its parity measured on 12 of the parts."""
     good = [read_image(p) for p in list_images(parts_dir)[:12]]
     return export(tiny_bundle, tmp_path_factory.mktemp("export") / "tiny-onnx", "onnx", images=good).model
-
-
-@pytest.fixture
-def window(qtbot, tmp_home):
-    from inspector.gui.main_window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    w.start()
-    qtbot.waitUntil(lambda: w.methods_ready, timeout=30000)
-    yield w
-    w.confirm_close = False
-    w.close()
 
 
 def open_exported(qtbot, window, folder, monkeypatch):
@@ -98,16 +84,9 @@ def test_an_exported_model_scores_the_results_and_evaluate_pages_as_the_torch_mo
 
 def test_gui_model_option_opens_an_exported_folder(qtbot, tmp_home, exported):
     """``inspector gui --model EXPORT`` goes through MainWindow.start(model=...)."""
-    from inspector.gui.main_window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    w.start(model=str(exported.path))
-    qtbot.waitUntil(lambda: w.session.exported is not None and w.settings.last_model == str(exported.path), timeout=20000)
-    assert w.session.exported.path == exported.path and "exported" in w.windowTitle()
-    w.confirm_close = False
-    w.close()
+    with main_window(qtbot, model=str(exported.path)) as w:
+        qtbot.waitUntil(lambda: w.session.exported is not None and w.settings.last_model == str(exported.path), timeout=20000)
+        assert w.session.exported.path == exported.path and "exported" in w.windowTitle()
 
 
 def test_saving_a_threshold_or_rules_to_an_exported_model_is_refused_in_one_line(qtbot, window, exported, monkeypatch):
