@@ -305,9 +305,10 @@ class ResultsStore:
     ) -> int:
         """Store one result and commit; returns its id, or raises StoreError: then nothing of it
         is stored. The image (an array, or already encoded by ``encode``) is kept for NG (and
-        sampled OK) frames and written before the row is committed. A score or threshold that is not finite, or an ``error`` (the frame could not
-        be scored), makes the decision NG whatever was passed: what cannot be judged is never OK.
-        ``regions`` (the prediction's, largest first) are kept as JSON, ``rule`` as given."""
+        sampled OK) frames and written before the row is committed. A score or threshold that is
+        not finite, or an ``error`` (the frame could not be scored), makes the decision NG
+        whatever was passed: what cannot be judged is never OK. ``regions`` (the prediction's,
+        largest first) are kept as JSON, ``rule`` as given."""
         if decision not in DECISIONS:
             raise ValueError(f"decision must be OK or NG, got {decision!r}")
         score, threshold = _number(score), _number(threshold)
