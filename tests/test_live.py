@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -275,7 +276,7 @@ def test_parse_and_open_sources(tmp_path):
         parse_source(str(tmp_path / "nothing-here.avi"))
 
 
-def test_simulated_line_feeds_every_part_at_a_steady_rate_and_goes_round(predictor, tmp_path):
+def test_simulated_line_feeds_every_part_at_a_steady_rate_and_goes_round(predictor, tmp_path, monkeypatch):
     rng = np.random.default_rng(4)
     goods = typical_goods(predictor, rng, 4)
     for i, image in enumerate(goods):
@@ -287,17 +288,22 @@ def test_simulated_line_feeds_every_part_at_a_steady_rate_and_goes_round(predict
 
     store = ResultsStore(tmp_path / "results.sqlite")
     start = time.perf_counter()
-    stats = LiveInspector(source, predictor, store, max_frames=10).run()
+    live = LiveInspector(source, predictor, store, max_frames=10)
+    stats = live.run()
     elapsed = time.perf_counter() - start
     rows = store.query(newest_first=False)
     names = [r.frame_name for r in rows]
     assert len(rows) == stats.inspected and elapsed >= 9 / 40, "one part every 1/fps seconds, never faster"
+    assert 0 < stats.fps <= 40 * 1.1
     parts = {f"good/{i}.png" for i in range(4)} | {"crack/0.png"}
     assert set(names) <= parts and "crack/0.png" in names
     if stats.dropped == 0:  # every part of a round once, in a shuffled order, then round again
         assert set(names[:5]) == parts and set(names[5:10]) == parts and names[:5] != sorted(names[:5])
     assert {r.decision for r in rows if r.frame_name == "crack/0.png"} == {"NG"}
     assert {r.decision for r in rows if r.frame_name.startswith("good/")} == {"OK"}
+    later = time.perf_counter() + 10  # read again long after the run (as the CLI's summary, after the sinks drain)
+    monkeypatch.setattr("inspector.engine.live.time", types.SimpleNamespace(perf_counter=lambda: later))
+    assert live.stats().fps == stats.fps, "the run's own rate, not the last seconds' (0 once it is over)"
     store.close()
     with pytest.raises(SourceError, match="simulated line"):
         parse_source(f"sim:{tmp_path / 'no-such-folder'}")

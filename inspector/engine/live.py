@@ -166,7 +166,7 @@ class LiveStats:
     unjudged: int = 0  # frames that could not be scored (model error, no model, ROI not in the frame)
     store_alarm: str = ""  # the latest storage failure, for an alarm ('' = none in this run)
     fatal: str = ""  # why the run stopped on its own ('' = it did not)
-    fps: float = 0.0  # results per second over the last few seconds
+    fps: float = 0.0  # results per second over the last few seconds; once the run is over, over the whole run
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     inference_ms: float = 0.0  # mean over the recent window
@@ -327,6 +327,7 @@ class LiveInspector:
         self._latencies: collections.deque[float] = collections.deque(maxlen=stats_window)
         self._inference: collections.deque[float] = collections.deque(maxlen=stats_window)
         self._done_times: collections.deque[float] = collections.deque(maxlen=stats_window)
+        self._first_done: float | None = None
         self._follow: tuple | None = None
         self._roi_checked = False  # the first frame checks the ROI; one that does not fit stops the run
         self._frame_shape: tuple[int, ...] | None = None
@@ -465,7 +466,9 @@ class LiveInspector:
             s.inference_ms = float(np.mean(inference))
         now = time.perf_counter()
         recent = [t for t in times if now - t <= 3.0]  # results per second over the last 3 s
-        if len(recent) >= 2 and now - recent[-1] < 2.0:
+        if self.finished.is_set() and s.inspected >= 2 and self._first_done is not None:
+            s.fps = (s.inspected - 1) / max(times[-1] - self._first_done, 1e-6)  # the run's own rate, not 0 after it
+        elif len(recent) >= 2 and now - recent[-1] < 2.0:
             s.fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
         return s
 
@@ -657,6 +660,8 @@ class LiveInspector:
             self._latencies.append(result.latency_ms)
             self._inference.append(result.inference_ms)
             self._done_times.append(time.perf_counter())
+            if self._first_done is None:
+                self._first_done = self._done_times[-1]
         self.last_result = result
         if result.decision == NG:
             self.recent_ng.append(result)
