@@ -158,3 +158,16 @@ def test_measuring_the_runtimes_in_background_jobs_leaves_the_app_alive(qtbot, w
             pass
         assert job.outcome == "succeeded" and window.session.predictor.runtime in exported.runtimes()
         qtbot.wait(100)  # the pooled thread's teardown runs here
+
+
+def test_a_station_file_naming_an_exported_folder_opens_with_it_chosen(qtbot, window, exported, parts_dir, tmp_path):
+    page = window.live_page
+    station = tmp_path / "line1.toml"
+    station.write_text(f'name = "line1"\nsource = "sim:{parts_dir}"\nmodel = "{exported.path}"\n', encoding="utf-8")
+    assert page.open_station(station), window.message_bar.text.text()
+    panel = page.source_panel
+    assert panel.model_name() == str(exported.path) and "exported" in panel.model.currentText()
+    assert "not a registered name" not in window.message_bar.text.text()
+    with qtbot.waitSignal(page.refresh_models().finished, timeout=10000):
+        pass  # the list made again (a model trained or promoted meanwhile) keeps the station's export
+    assert panel.model.findData(str(exported.path)) >= 0 and panel.model_name() == str(exported.path)

@@ -86,9 +86,12 @@ def read_station(path: str | Path) -> tuple[Station, Roi | None]:
 
 
 def choose_model(combo: QComboBox, ref: str) -> str:
-    """Select the station's model in the page's list of registered models; '' or a note saying
+    """Select the station's model in the page's list (registered models, exported folders); '' or a note saying
     why what the file names is not exactly what will run."""
     if not ref:
+        return ""
+    if (index := combo.findData(ref)) >= 0:  # a registered name, or an exported folder the page lists
+        combo.setCurrentIndex(index)
         return ""
     try:
         wanted = ModelRef.parse(ref)

@@ -76,6 +76,7 @@ class LivePage(QWidget):
         self.retrain_job: Job | None = None
         self.load_job: Job | None = None
         self.confirm_dialogs = True  # tests switch the promote/discard dialog off
+        self.station_exports: dict[str, str] = {}  # exported folders station files named: folder -> text
         self._inbox = Inbox()
         self._build()
         self.controller = LiveController(
@@ -182,6 +183,7 @@ class LivePage(QWidget):
         predictor = getattr(self.session, "predictor", None)
         exported = getattr(self.session, "exported", None)
         extra = [(str(exported.path), f"{exported.info.ref} exported ({exported.path.name})")] if exported is not None else []
+        extra += [item for item in self.station_exports.items() if item[0] not in dict(extra)]
         preferred = str(exported.path) if exported is not None else (predictor.info.name if predictor is not None else "")
         self.source_panel.set_models(names, preferred=preferred, exported=extra)
 
@@ -371,6 +373,10 @@ class LivePage(QWidget):
         self.source_panel.source.setCurrentText(station.source)
         self.live_view.show_roi(roi)  # not running: Start reads it (a stopped run's frames must not veto it)
         self.line_panel.set_station(station)
+        if _is_export(station.model):  # listed beside the registry's models, and kept there
+            self.station_exports.setdefault(station.model, f"{Path(station.model).name} (exported, from {Path(path).name})")
+            if self.source_panel.model.findData(station.model) < 0:
+                self.source_panel.model.addItem(self.station_exports[station.model], station.model)
         note = choose_model(self.source_panel.model, station.model)
         self.show_message(f"Station {station.name} opened from {Path(path).name}.{note}", "warning" if note else "info")
         return True
