@@ -1,4 +1,6 @@
 """Peer check: anomalib's GANomaly and PaDiM side by side with ours, on the same ELPV images at 64 px.
+Each of our GAN methods can be put beside its nearest anomalib model (``--methods``): anomalib
+has no GAN but GANomaly, which is measured once and is every GAN method's peer.
 
 It installs nothing. Where ``import anomalib`` fails it says in one line how to run it (a scratch
 virtual environment with anomalib 2.x and this project) and exits 0. Where it imports, for each
@@ -26,6 +28,7 @@ cannot make): the figures are in bench/RESULTS.md, "Training speed".
 
     python -m venv /tmp/peer && /tmp/peer/bin/pip install "anomalib>=2,<3" -e . elpv-dataset
     /tmp/peer/bin/python bench/peer.py [--epochs 15] [--methods ganomaly,padim]
+    /tmp/peer/bin/python bench/peer.py --epochs 1 --methods ganomaly,skip-ganomaly,bigan   # speed only
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ from gpu_check import rate_after_first
 
 SIZE = 64
 THREADS = (1, 2)
+# each of ours beside its nearest anomalib model: anomalib has no other GAN than GANomaly
+PEER = {"ganomaly": "ganomaly", "padim": "padim", "skip-ganomaly": "ganomaly", "inpaint-skip-ganomaly": "ganomaly",
+        "seg-skip-ganomaly": "ganomaly", "bigan": "ganomaly", "patch-ganomaly": "ganomaly", "tl-ganomaly": "ganomaly",
+        "transgan": "ganomaly"}
 METHODS = ("ganomaly", "padim")
 ANOMALIB_CLASS = {"ganomaly": "Ganomaly", "padim": "Padim"}
 HOW_TO = ("anomalib is not importable here: run bench/peer.py in a scratch venv with it, e.g. python -m venv /tmp/peer && "
@@ -55,7 +62,8 @@ HOW_TO = ("anomalib is not importable here: run bench/peer.py in a scratch venv 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=OUT_DIR / "elpv", help="ELPV copy in MVTec layout, made if missing (default bench/out/elpv)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of ganomaly and padim (default both)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated, of {', '.join(PEER)} (default ganomaly,padim); each beside its anomalib peer")
     parser.add_argument("--epochs", type=int, default=15, help="GANomaly's epochs for the AUROC, both sides (default 15: ours' default)")
     parser.add_argument("--batch-size", type=int, default=32, help="training batch size, both sides (default 32: both defaults)")
     parser.add_argument("--calls", type=int, default=50, help="batch-1 inference calls timed (default 50)")
@@ -158,7 +166,7 @@ def compare(method: str, side, test: list[tuple[np.ndarray, int]], args) -> dict
         apply_threads(threads)
         model, row[f"train_t{threads}"] = side.train(1)
         row[f"infer_ms_t{threads}"] = median_ms(side.scorer(model), test[0][0], args.calls)
-    if method == "ganomaly" and args.epochs != 1:  # PaDiM's one pass is its whole training: the 2-thread fit is it
+    if method != "padim" and args.epochs != 1:  # PaDiM's one pass is its whole training: the 2-thread fit is it
         model, _ = side.train(args.epochs)
     score = side.scorer(model)
     row["auroc"] = metrics.auroc([label for _, label in test], [score(image) for image, _ in test])
@@ -187,18 +195,27 @@ def main(argv=None) -> int:
     print(describe_machine(machine), f"\nanomalib {anomalib.__version__}; ELPV {len(dataset.train)} good training images, "
           f"test {sum(1 - y for _, y in test)} good + {sum(y for _, y in test)} defect, {SIZE} px\n", flush=True)
     rows, errors = [], {}
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        if method not in METHODS:
-            raise SystemExit(f"unknown method {method!r}: choose of {', '.join(METHODS)}")
-        for side in (Ours(method, dataset, args.batch_size), Anomalib(method, dataset, args.batch_size)):
-            try:
-                rows.append(compare(method, side, test, args))
-            except Exception as e:  # noqa: BLE001 — one side failing must not cost the others' figures
-                print(f"[{method} {side.name}] FAILED: {type(e).__name__}: {e}", flush=True)
-                errors[f"{method} {side.name}"] = f"{type(e).__name__}: {e}"
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for method in methods:
+        if method not in PEER:
+            raise SystemExit(f"unknown method {method!r}: choose of {', '.join(PEER)}")
+    sides = [Ours(m, dataset, args.batch_size) for m in methods]
+    sides += [Anomalib(m, dataset, args.batch_size) for m in dict.fromkeys(PEER[m] for m in methods)]  # each peer once
+    for side in sides:
+        try:
+            rows.append(compare(side.method, side, test, args))
+        except Exception as e:  # noqa: BLE001 — one side failing must not cost the others' figures
+            print(f"[{side.method} {side.name}] FAILED: {type(e).__name__}: {e}", flush=True)
+            errors[f"{side.method} {side.name}"] = f"{type(e).__name__}: {e}"
+    peers = {(r["method"]): r for r in rows if r["side"] == "anomalib"}
+    for row in rows:  # ours against its peer: how many times anomalib's training rate, how many times quicker a call
+        peer = peers.get(PEER[row["method"]]) if row["side"] == "inspector" else None
+        if peer:
+            row["train_x"] = (row["train_t1"] or float("nan")) / (peer["train_t1"] or float("nan"))
+            row["infer_x"] = peer["infer_ms_t1"] / row["infer_ms_t1"]
     columns = [("method", "method"), ("side", "side")]
     columns += [(f"train_t{t}", f"train img/s {t}t") for t in THREADS] + [(f"infer_ms_t{t}", f"b1 ms {t}t") for t in THREADS]
-    columns += [("auroc", "image AUROC")]
+    columns += [("auroc", "image AUROC"), ("train_x", "train x peer 1t"), ("infer_x", "b1 x peer 1t")]
     print()
     print(format_table(rows, columns))
     out = write_results(args.out or default_out("peer"), {
