@@ -210,7 +210,7 @@ def main(argv=None) -> int:
         except Exception as e:  # noqa: BLE001 — one side failing must not cost the others' figures
             print(f"[{side.method} {side.name}] FAILED: {type(e).__name__}: {e}", flush=True)
             errors[f"{side.method} {side.name}"] = f"{type(e).__name__}: {e}"
-    peers = {(r["method"]): r for r in rows if r["side"] == "anomalib"}
+    peers = {r["method"]: r for r in rows if r["side"] == "anomalib"}
     for row in rows:  # ours against its peer: how many times anomalib's training rate, how many times quicker a call
         peer = peers.get(PEER[row["method"]]) if row["side"] == "inspector" else None
         if peer:

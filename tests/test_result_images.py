@@ -1,37 +1,43 @@
-"""Result images are encoded fast (once per NG frame on the live path) and never altered."""
+"""Result images are encoded fast (once per NG frame on the live path) and read back unaltered."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
+from inspector.data.images import read_image
 from inspector.engine.results_store import encode_image
 
 
-def _decoded(data: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
-
-
-@pytest.mark.parametrize("kind", ["gray", "colour", "near-gray colour (an MJPG frame's chroma rounding)"])
-def test_a_result_image_comes_back_pixel_for_pixel(kind):
-    rng = np.random.default_rng(0)
-    gray = rng.integers(0, 256, (48, 64), dtype=np.uint8)
-    image = {"gray": gray, "colour": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)}.get(kind)
-    if image is None:
-        image = np.repeat(gray[..., None], 3, axis=2)
-        image[::7, ::5, 0] ^= 1  # channels one grey level apart here and there: not gray, kept in colour
+def _read_back(image: np.ndarray, tmp_path) -> np.ndarray:
+    """The image as the history reads it from the file the store writes."""
     encoded = encode_image(image, ".png")
-    assert encoded.suffix == ".png"
-    np.testing.assert_array_equal(_decoded(encoded.data), image)
+    path = tmp_path / f"result{encoded.suffix}"
+    path.write_bytes(encoded.data)
+    return read_image(path)
 
 
-def test_a_colour_frame_with_equal_channels_is_kept_as_the_same_gray():
-    gray = np.random.default_rng(1).integers(0, 256, (32, 40), dtype=np.uint8)
-    decoded = _decoded(encode_image(np.repeat(gray[..., None], 3, axis=2), ".png").data)
+def _near_gray(gray: np.ndarray) -> np.ndarray:
+    """Channels one grey level apart here and there (an MJPG frame's chroma rounding): colour, not gray."""
+    image = np.repeat(gray[..., None], 3, axis=2)
+    image[::7, ::5, 0] ^= 1
+    return image
+
+
+RNG = np.random.default_rng(0)
+GRAY = RNG.integers(0, 256, (48, 64), dtype=np.uint8)
+IMAGES = {"gray": GRAY, "colour": RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8), "near-gray colour": _near_gray(GRAY)}
+
+
+@pytest.mark.parametrize("kind", IMAGES)
+def test_a_result_image_comes_back_pixel_for_pixel(kind, tmp_path):
+    np.testing.assert_array_equal(_read_back(IMAGES[kind], tmp_path), IMAGES[kind])
+
+
+def test_a_colour_frame_with_equal_channels_is_kept_as_the_same_gray(tmp_path):
+    decoded = _read_back(np.repeat(GRAY[..., None], 3, axis=2), tmp_path)
     assert decoded.ndim == 2
-    np.testing.assert_array_equal(decoded, gray)
+    np.testing.assert_array_equal(decoded, GRAY)
 
 
 def test_an_image_that_cannot_be_encoded_says_why_in_one_line():

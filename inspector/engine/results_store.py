@@ -606,9 +606,11 @@ def encode_image(image: np.ndarray, suffix: str) -> EncodedImage:
         image = image[:, :, :3]
     suffix = suffix.lower()
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if suffix == ".png" else []
-    if suffix == ".png" and hasattr(cv2, "IMWRITE_PNG_FILTER"):  # older OpenCV builds cannot set the filter
-        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    params: list[int] = []
+    if suffix == ".png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # older OpenCV builds cannot set the filter
+            params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
     try:
         ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr), params)
     except cv2.error as e:
