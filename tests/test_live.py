@@ -294,7 +294,9 @@ def test_simulated_line_feeds_every_part_at_a_steady_rate_and_goes_round(predict
     rows = store.query(newest_first=False)
     names = [r.frame_name for r in rows]
     assert len(rows) == stats.inspected and elapsed >= 9 / 40, "one part every 1/fps seconds, never faster"
-    assert 0 < stats.fps <= 40 * 1.1
+    # the run's rate counts from the first result: a line read late once feeds the part it missed at once
+    # (SimulatedLineSource keeps its schedule), so over 10 parts it may be 9 intervals in 8 periods
+    assert 0 < stats.fps <= 40 * 9 / 8 * 1.1
     parts = {f"good/{i}.png" for i in range(4)} | {"crack/0.png"}
     assert set(names) <= parts and "crack/0.png" in names
     if stats.dropped == 0:  # every part of a round once, in a shuffled order, then round again
