@@ -11,12 +11,15 @@ Threads:
 * **inference workers**, one per core to use, each scoring on one torch thread
   (``device.live_threads`` says why): a free worker takes the frame in the slot, crops the region
   of interest and scores it with the one ``Predictor`` (without the reconstruction: nothing in live
-  mode shows it). Frames are scored side by side, but committed to the ``ResultsStore`` and only
-  then reported (``on_result``, the line outputs) one at a time, in the order they were taken,
-  which is the order they were captured: a result shown as done is a result on disk, and ``seq``
-  counts results in that order. When the store fails (disk full, database locked, images folder
-  not writable) the result is still reported, with ``stored=False`` and no ``record_id``, and
-  counted in ``LiveStats.unsaved``: never shown as stored.
+  mode shows it), then hands the result over and takes the next frame.
+* **commit** takes the scored frames in the order they were taken, which is the order they were
+  captured, and stores each in the ``ResultsStore`` (an NG frame's image encoded and written
+  first) and only then reports it (``on_result``, the line outputs): a result shown as done is a
+  result on disk, and ``seq`` counts results in that order. Storing is off the workers' path: an
+  NG frame's image encoding and a slow disk do not hold up the scoring of the frames after it;
+  at most one scored frame per worker waits to be committed. When the store fails (disk full,
+  database locked, images folder not writable) the result is still reported, with
+  ``stored=False`` and no ``record_id``, and counted in ``LiveStats.unsaved``: never shown as stored.
 
 Nothing is judged OK that was not judged: a frame whose scoring fails (a model error, no model)
 is counted in ``LiveStats.unjudged``, reported through ``on_error`` and stored as NG with the
@@ -34,11 +37,10 @@ threads, one at a time; the GUI turns them into Qt signals.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,7 +50,7 @@ from inspector.data.sources import Frame, FrameSource, SourceState, StateChange
 from inspector.engine.decision import NG
 from inspector.engine.events import CancelToken
 from inspector.engine.modelref import ref_text
-from inspector.engine.results_store import EncodedImage, ResultsStore, StoreError
+from inspector.engine.results_store import ResultsStore, StoreError
 
 if TYPE_CHECKING:  # torch: imported by whoever makes the predictor, not by parse_roi's callers
     from inspector.engine.predictor import Prediction, Predictor
@@ -247,29 +249,57 @@ class _Job:
     roi_error: RoiError | None = None  # the ROI does not fit this frame (a later one than the first)
 
 
-class _Turnstile:
-    """Lets the workers through one at a time, in ticket order."""
+@dataclass
+class _Scored:
+    """A taken frame after its worker: what the commit thread stores and reports."""
 
-    def __init__(self) -> None:
+    job: _Job
+    region: np.ndarray | None = None
+    outcome: Prediction | Exception | None = None  # None: scoring was interrupted (or not tried)
+    inference_ms: float = 0.0
+
+
+class _InOrder:
+    """Scored frames from the workers to the commit thread, in ticket order. At most ``limit``
+    wait ahead of the ticket next in line; a worker with another waits (the next in line never
+    does, so the workers cannot block each other for good)."""
+
+    def __init__(self, workers: int) -> None:
         self._cond = threading.Condition()
+        self._waiting: dict[int, _Scored] = {}
         self._next = 0
+        self._limit = workers
+        self._workers = workers
 
-    @contextlib.contextmanager
-    def turn(self, ticket: int) -> Iterator[None]:
+    def put(self, scored: _Scored) -> None:
+        ticket = scored.job.ticket
         with self._cond:
-            while self._next != ticket:
-                self._cond.wait()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._next = ticket + 1
-                self._cond.notify_all()
+            while len(self._waiting) >= self._limit and ticket != self._next:
+                self._cond.wait(0.1)
+            self._waiting[ticket] = scored
+            self._cond.notify_all()
+
+    def worker_done(self) -> None:
+        with self._cond:
+            self._workers -= 1
+            self._cond.notify_all()
+
+    def next(self) -> _Scored | None:
+        """The next frame in capture order; None once every worker is done and all are handed on."""
+        with self._cond:
+            while self._next not in self._waiting:
+                if self._workers == 0:  # every ticket taken was put before its worker ended
+                    return None
+                self._cond.wait(0.1)
+            scored = self._waiting.pop(self._next)
+            self._next += 1
+            self._cond.notify_all()
+            return scored
 
 
 class LiveInspector:
     """Runs a source through a predictor into a results store, in background threads (a capture
-    thread and ``device.live_threads()`` inference workers).
+    thread, ``device.live_threads()`` inference workers and a commit thread).
 
     ``start()`` returns at once; ``run()`` blocks until the source ends, ``max_frames`` results
     are in, or ``stop()`` / the cancel token. Callbacks (called from the loop's threads):
@@ -318,10 +348,9 @@ class LiveInspector:
         self._slot = _Slot(drop=source.drops_frames)
         self._take_lock = threading.Lock()  # one worker at a time takes a frame (and its ticket)
         self._taken = 0  # frames taken, judged or not: max_frames bounds them, so a failing model ends too
-        self._turnstile = _Turnstile()
+        self._scored: _InOrder | None = None  # made by start(), for its number of workers
         self._seq = 0  # results committed (LiveResult.seq)
         self._threads: list[threading.Thread] = []
-        self._workers_left = 0
         self._stats_lock = threading.Lock()
         self._stats = LiveStats()
         self._latencies: collections.deque[float] = collections.deque(maxlen=stats_window)
@@ -346,8 +375,9 @@ class LiveInspector:
         with self._stats_lock:
             self._stats.running = True
             self._stats.workers = workers
-        self._workers_left = workers
-        self._threads = [threading.Thread(target=self._capture_loop, name="live-capture", daemon=True)]
+        self._scored = _InOrder(workers)
+        self._threads = [threading.Thread(target=self._capture_loop, name="live-capture", daemon=True),
+                         threading.Thread(target=self._commit_loop, name="live-commit", daemon=True)]
         self._threads += [threading.Thread(target=self._worker_loop, name=f"live-inference-{i + 1}", daemon=True)
                           for i in range(workers)]
         for t in self._threads:
@@ -500,15 +530,25 @@ class LiveInspector:
             while (job := self._take()) is not None:
                 self._inspect(job)
         finally:
+            self._scored.worker_done()
+
+    def _commit_loop(self) -> None:
+        try:
+            while (scored := self._scored.next()) is not None:
+                while not self._resume.wait(0.1) and not self._stop.is_set():
+                    pass  # paused: the result paused on stays the last one reported
+                try:
+                    self._commit(scored)
+                except Exception as e:  # a bug here must not stop the frames after it
+                    frame_id = scored.job.frame.frame_id
+                    log.exception("committing frame %s failed", frame_id)
+                    self._error(LiveError(f"frame {frame_id} not committed: {type(e).__name__}: {e}", frame_id, e))
+        finally:  # every frame taken is committed: the run is over
+            self._stop.set()
+            self._slot.close()
             with self._stats_lock:
-                self._workers_left -= 1
-                last = self._workers_left == 0
-            if last:  # every frame taken is committed: the run is over
-                self._stop.set()
-                self._slot.close()
-                with self._stats_lock:
-                    self._stats.running = False
-                self.finished.set()
+                self._stats.running = False
+            self.finished.set()
 
     def _take(self) -> _Job | None:
         """The next frame to inspect with its ticket, the predictor and the ROI; None when the run is
@@ -539,38 +579,24 @@ class LiveInspector:
                 return _Job(self._taken - 1, frame, self.predictor, roi, roi_error)
 
     def _inspect(self, job: _Job) -> None:
-        """Score one frame (side by side with the other workers), then, in its turn, store and report it."""
-        region, outcome, inference_ms, encoded = None, None, 0.0, None
+        """Score one frame (side by side with the other workers) and hand it to the commit thread."""
+        scored = _Scored(job)
         try:
             if job.roi_error is None and job.predictor is not None:
                 started = time.perf_counter()
                 try:
-                    region = crop(job.frame.image, job.roi)
-                    outcome = job.predictor.predict(np.ascontiguousarray(region), reconstruct=False)
-                    _ = outcome.regions  # found here, side by side, not in the turn: every result stores them
+                    scored.region = crop(job.frame.image, job.roi)
+                    scored.outcome = job.predictor.predict(np.ascontiguousarray(scored.region), reconstruct=False)
+                    _ = scored.outcome.regions  # found here, side by side: every result stores them
                 except Exception as e:  # noqa: BLE001 — one bad frame is reported, stored as NG, and inspection goes on
-                    outcome = e
-                inference_ms = (time.perf_counter() - started) * 1000
-                encoded = self._encoded(outcome)
-        finally:  # whatever happened, the frame takes its turn: the ones after it wait for it
-            with self._turnstile.turn(job.ticket):
-                while not self._resume.wait(0.1) and not self._stop.is_set():
-                    pass  # paused: the result paused on stays the last one reported
-                self._commit(job, region, outcome, inference_ms, encoded)
+                    scored.outcome = e
+                scored.inference_ms = (time.perf_counter() - started) * 1000
+        finally:  # whatever happened, the frame is committed in its place: the ones after it wait for it
+            self._scored.put(scored)
 
-    def _encoded(self, outcome: Prediction | Exception | None) -> EncodedImage | None:
-        """An NG frame's image encoded here, side by side, so that its turn only writes it (the
-        encoding took most of an NG frame's time in the store); None when the store encodes it."""
-        if self.store is None or outcome is None or isinstance(outcome, Exception) or outcome.decision != NG:
-            return None
-        try:
-            return self.store.encode(outcome.image)
-        except ValueError:  # the store says why, in its turn
-            return None
-
-    def _commit(self, job: _Job, region: np.ndarray | None, outcome: Prediction | Exception | None,
-                inference_ms: float, encoded: EncodedImage | None = None) -> None:
+    def _commit(self, scored: _Scored) -> None:
         """Store one frame's result and report it; a frame not judged is counted, reported and stored as NG."""
+        job, region, outcome, inference_ms = scored.job, scored.region, scored.outcome, scored.inference_ms
         frame, predictor, roi = job.frame, job.predictor, job.roi
         name, version = self._model_of(predictor)
         if job.roi_error is not None:
@@ -592,7 +618,7 @@ class LiveInspector:
         if self.store is not None:
             record_id, store_error = self._store(
                 frame, model=name, model_version=version, score=prediction.score, threshold=prediction.threshold,
-                decision=prediction.decision, image=encoded or prediction.image, roi=roi,
+                decision=prediction.decision, image=prediction.image, roi=roi,
                 regions=prediction.regions, rule=prediction.reason,  # every result keeps its defect regions
             )
         latency_ms = (time.perf_counter() - frame.captured) * 1000
