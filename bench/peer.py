@@ -29,6 +29,7 @@ cannot make): the figures are in bench/RESULTS.md, "Training speed".
     python -m venv /tmp/peer && /tmp/peer/bin/pip install "anomalib>=2,<3" -e . elpv-dataset
     /tmp/peer/bin/python bench/peer.py [--epochs 15] [--methods ganomaly,padim]
     /tmp/peer/bin/python bench/peer.py --epochs 0 --methods ganomaly,skip-ganomaly,bigan   # speed only
+    /tmp/peer/bin/python bench/peer.py --epochs 0 --methods ganomaly --bf16                # ours in float32 and bf16
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="GANomaly's epochs for the AUROC, both sides (default 15: ours' default; 0: speed only, no AUROC)")
     parser.add_argument("--batch-size", type=int, default=32, help="training batch size, both sides (default 32: both defaults)")
     parser.add_argument("--calls", type=int, default=50, help="batch-1 inference calls timed (default 50)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also train ours with bfloat16 autocast (on a CPU with bfloat16 instructions), as 'inspector bf16'")
     parser.add_argument("--out", type=Path, default=None, help="JSON results file (default bench/out/peer-<time>.json)")
     return parser.parse_args(argv)
 
@@ -87,10 +90,9 @@ def median_ms(score, image: np.ndarray, calls: int) -> float:
 class Ours:
     """Our method through the Trainer and the Predictor (the app's only paths)."""
 
-    name = "inspector"
-
-    def __init__(self, method: str, dataset, batch_size: int) -> None:
-        self.method, self.paths, self.batch_size = method, [s.path for s in dataset.train], batch_size
+    def __init__(self, method: str, dataset, batch_size: int, bf16: bool = False) -> None:
+        self.method, self.paths, self.batch_size, self.bf16 = method, [s.path for s in dataset.train], batch_size, bf16
+        self.name = "inspector bf16" if bf16 else "inspector"
 
     def train(self, epochs: int) -> tuple[object, float | None]:
         from inspector.engine.events import TrainProgress
@@ -102,7 +104,8 @@ class Ours:
             if isinstance(event, TrainProgress) and event.phase == "train":
                 stamps.append((time.perf_counter(), event.step * self.batch_size))
 
-        config = TrainConfig(method=self.method, image_size=SIZE, epochs=epochs, batch_size=self.batch_size, device="cpu")
+        config = TrainConfig(method=self.method, image_size=SIZE, epochs=epochs, batch_size=self.batch_size, device="cpu",
+                             bf16=self.bf16)
         bundle = Trainer(config, on_event=on_event).fit(self.paths)
         return bundle, rate_after_first(stamps)
 
@@ -203,7 +206,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"unknown method {method!r}: choose of {', '.join(PEER)}")
     # anomalib first (each peer once), so a run cut short still has the figures every ratio needs
     sides = [Anomalib(m, dataset, args.batch_size) for m in dict.fromkeys(PEER[m] for m in methods)]
-    sides += [Ours(m, dataset, args.batch_size) for m in methods]
+    sides += [Ours(m, dataset, args.batch_size, bf16) for m in methods for bf16 in ((False, True) if args.bf16 else (False,))]
     for side in sides:
         try:
             rows.append(compare(side.method, side, test, args))
@@ -212,7 +215,7 @@ def main(argv=None) -> int:
             errors[f"{side.method} {side.name}"] = f"{type(e).__name__}: {e}"
     peers = {r["method"]: r for r in rows if r["side"] == "anomalib"}
     for row in rows:  # ours against its peer: how many times anomalib's training rate, how many times quicker a call
-        peer = peers.get(PEER[row["method"]]) if row["side"] == "inspector" else None
+        peer = peers.get(PEER[row["method"]]) if row["side"] != "anomalib" else None
         if peer:
             row["train_x"] = (row["train_t1"] or float("nan")) / (peer["train_t1"] or float("nan"))
             row["infer_x"] = peer["infer_ms_t1"] / row["infer_ms_t1"]

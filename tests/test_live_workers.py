@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from inspector.data.images import read_image
-from inspector.data.sources import VideoFileSource, write_video
+from inspector.data.sources import FrameSource, SourceEnded, VideoFileSource, write_video
 from inspector.engine.bundle import ModelBundle
 from inspector.engine.device import live_threads
 from inspector.engine.live import LiveInspector
@@ -139,3 +139,41 @@ def test_a_worker_scores_the_next_frame_while_the_one_before_is_being_stored(pre
         if row.decision == "NG":
             assert np.array_equal(read_image(store.image_path(row)), frames[row.frame_id])
     store.close()
+
+
+class CatchingUpCamera(FrameSource):
+    """A camera whose reader is late every time: each read returns two frames back to back (the
+    one it missed and the new one), a pair every 80 ms."""
+
+    def __init__(self, images: list[np.ndarray]) -> None:
+        super().__init__("catching-up camera")
+        self.images, self.i = images, 0
+
+    def _open(self) -> None:
+        time.sleep(0.2)  # the workers are waiting when the first pair comes
+
+    def _read(self) -> np.ndarray:
+        if self.i >= len(self.images):
+            raise SourceEnded("done")
+        if self.i % 2 == 0:
+            time.sleep(0.08)
+        self.i += 1
+        return self.images[self.i - 1]
+
+
+def test_two_frames_read_at_once_go_to_two_free_workers_not_one_dropped(predictor, tmp_path, monkeypatch):
+    """A camera source drops a frame only when no worker is free to take it: a pair read at once
+    (a capture catching up) is scored by two free workers. With every worker busy the newest frame
+    still replaces the one waiting."""
+    monkeypatch.setenv("INSPECTOR_THREADS", "2")
+    rng = np.random.default_rng(9)
+    camera = CatchingUpCamera([make_part(rng) for _ in range(12)])
+    assert camera.drops_frames
+    recording = Recording(predictor, [10.0])
+    stats = LiveInspector(camera, recording, None).run()
+    assert stats.inspected == 12 and stats.dropped == 0
+    assert {name for name, _ in recording.seen} == {"live-inference-1", "live-inference-2"}
+
+    monkeypatch.setenv("INSPECTOR_THREADS", "1")  # one worker, busy for longer than a pair's interval
+    stats = LiveInspector(CatchingUpCamera([make_part(rng) for _ in range(12)]), Recording(predictor, [120.0]), None).run()
+    assert stats.dropped >= 6 and stats.inspected + stats.dropped == 12

@@ -4,9 +4,10 @@
 Threads:
 
 * **capture** reads the source (``FrameSource.frames``: reconnection and back-off live there)
-  and puts each frame into a one-frame slot. For a camera-like source the newest frame replaces
-  an unread one (counted as dropped): when inference is slower than the camera, the loop
-  inspects the latest part, never a backlog, and memory stays flat. For a folder or a file read
+  and puts each frame into a slot that holds one frame, or one per free worker. For a camera-like
+  source the newest frame replaces the oldest unread one when no free worker is left to take it
+  (counted as dropped): when inference is slower than the camera, the loop inspects the latest
+  part, never a backlog, and memory stays flat; two frames read at once go to two free workers. For a folder or a file read
   as fast as possible the capture waits instead, so every frame is inspected.
 * **inference workers**, one per core to use, each scoring on one torch thread
   (``device.live_threads`` says why): a free worker takes the frame in the slot, crops the region
@@ -198,32 +199,47 @@ class LiveError:
 
 
 class _Slot:
-    """Holds at most one frame between the capture thread and the inference workers."""
+    """Frames between the capture thread and the inference workers: one, or one per free worker.
+
+    Where frames may be dropped, a new frame replaces the oldest waiting only when no free worker
+    is left to take it: two frames read at once (a capture that read late catches up) go to two
+    free workers instead of one of them being dropped, and a frame never waits for a busy worker
+    while a newer one is there."""
 
     def __init__(self, drop: bool) -> None:
         self.drop = drop
         self._cond = threading.Condition()
-        self._frame: Frame | None = None
+        self._frames: collections.deque[Frame] = collections.deque()
+        self._free = 0  # workers ready for a frame (``ready``) that have not taken one yet
         self._closed = False
         self.dropped = 0
 
     def put(self, frame: Frame, stop: threading.Event) -> None:
         with self._cond:
             if not self.drop:
-                while self._frame is not None and not self._closed and not stop.is_set():
+                while self._frames and not self._closed and not stop.is_set():
                     self._cond.wait(0.1)
-                if self._frame is not None:  # stopping: the waiting frame stays uninspected
+                if self._frames:  # stopping: the waiting frame stays uninspected
                     return
-            if self._frame is not None:
+            while len(self._frames) >= max(self._free, 1):
+                self._frames.popleft()
                 self.dropped += 1
-            self._frame = frame
+            self._frames.append(frame)
             self._cond.notify_all()
+
+    def ready(self) -> None:
+        """A worker is free for a frame (and will ``get`` one)."""
+        with self._cond:
+            self._free += 1
 
     def get(self, timeout: float) -> Frame | None:
         with self._cond:
-            if self._frame is None and not self._closed:
+            if not self._frames and not self._closed:
                 self._cond.wait(timeout)
-            frame, self._frame = self._frame, None
+            if not self._frames:
+                return None
+            self._free = max(self._free - 1, 0)
+            frame = self._frames.popleft()
             self._cond.notify_all()
             return frame
 
@@ -235,7 +251,7 @@ class _Slot:
     @property
     def finished(self) -> bool:
         with self._cond:
-            return self._closed and self._frame is None
+            return self._closed and not self._frames
 
 
 @dataclass
@@ -527,7 +543,10 @@ class LiveInspector:
 
     def _worker_loop(self) -> None:
         try:
-            while (job := self._take()) is not None:
+            while True:
+                self._slot.ready()
+                if (job := self._take()) is None:
+                    break
                 self._inspect(job)
         finally:
             self._scored.worker_done()

@@ -579,8 +579,8 @@ def write_csv(destination: str | os.PathLike[str], header: Sequence[str], rows: 
 
 @dataclass(frozen=True)
 class EncodedImage:
-    """A result image already encoded (by a live worker, side by side with the others, so that
-    the ordered commit only writes it): ``record`` keeps it as is."""
+    """A result image already encoded (``ResultsStore.encode``): ``record`` writes it as is, so
+    that encoding can be done, or timed, apart from the write (``bench/live.py``'s profile)."""
 
     data: bytes
     suffix: str
