@@ -4,10 +4,10 @@
 Threads:
 
 * **capture** reads the source (``FrameSource.frames``: reconnection and back-off live there)
-  and puts each frame into a slot that holds one frame, or one per free worker. For a camera-like
-  source the newest frame replaces the oldest unread one when no free worker is left to take it
-  (counted as dropped): when inference is slower than the camera, the loop inspects the latest
-  part, never a backlog, and memory stays flat; two frames read at once go to two free workers. For a folder or a file read
+  and puts each frame into a slot. For a camera-like source a new frame replaces the one waiting
+  when every worker is busy (counted as dropped): when inference is slower than the camera, the
+  loop inspects the latest part, never a backlog, and memory stays flat; frames read at once (a
+  late read catching up) are all inspected while a worker is free. For a folder or a file read
   as fast as possible the capture waits instead, so every frame is inspected.
 * **inference workers**, one per core to use, each scoring on one torch thread
   (``device.live_threads`` says why): a free worker takes the frame in the slot, crops the region
@@ -199,12 +199,12 @@ class LiveError:
 
 
 class _Slot:
-    """Frames between the capture thread and the inference workers: one, or one per free worker.
+    """Frames between the capture thread and the inference workers.
 
-    Where frames may be dropped, a new frame replaces the oldest waiting only when no free worker
-    is left to take it: two frames read at once (a capture that read late catches up) go to two
-    free workers instead of one of them being dropped, and a frame never waits for a busy worker
-    while a newer one is there."""
+    Where frames may be dropped, the slot keeps one frame for each free worker and one more, the
+    newest: two frames read at once (a capture that read late catches up) are both inspected when
+    a worker is free, and while every worker is busy a new frame replaces the one waiting, so the
+    loop inspects the latest part, never a backlog. Otherwise it holds one frame and ``put`` waits."""
 
     def __init__(self, drop: bool) -> None:
         self.drop = drop
@@ -221,7 +221,7 @@ class _Slot:
                     self._cond.wait(0.1)
                 if self._frames:  # stopping: the waiting frame stays uninspected
                     return
-            while len(self._frames) >= max(self._free, 1):
+            while len(self._frames) > self._free:
                 self._frames.popleft()
                 self.dropped += 1
             self._frames.append(frame)
