@@ -43,6 +43,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata, resources
@@ -307,7 +308,9 @@ def materialise(name: str, root: Path = OUT_DIR, seed: int = 0, limit: int | Non
 
     Idempotent: ``dataset.json``, written last, records the seed, the limit and the package
     version; the same call again reuses the folder, anything else remakes it. ``limit`` keeps at
-    most that many images per folder (for tests). Refuses a non-empty folder it did not make.
+    most that many images per folder (for tests). Refuses a non-empty folder it did not make. The
+    set is made in a folder of its own beside ``root/name`` and moved in whole, so two benchmarks
+    making the same set at once do not remove each other's files.
     """
     if name not in SETS:
         raise KeyError(f"unknown set {name!r}; sets: {', '.join(SETS)}")
@@ -319,20 +322,28 @@ def materialise(name: str, root: Path = OUT_DIR, seed: int = 0, limit: int | Non
     marker = _read_marker(out)
     if marker is not None and all(marker.get(k) == v for k, v in want.items()):
         return out
-    if out.exists() and any(out.iterdir()):
-        if marker is None and not (out / _PARTIAL).exists():
-            raise RuntimeError(f"'{out}' is not empty and was not made by bench/datasets.py; choose another root")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _PARTIAL).write_text(json.dumps(want))
-    counts = info.make(out, seed, limit)
-    description = {
-        "name": name, **want, "package": info.package, "licence": info.licence, "what": info.what,
-        "defects": info.defects, "synthetic_defects": info.defects == "synthetic", "masks": info.masks,
-        "counts": counts,
-    }
-    (out / _MARKER).write_text(json.dumps(description, indent=2) + "\n")
-    (out / _PARTIAL).unlink(missing_ok=True)
+    if out.exists() and any(out.iterdir()) and marker is None and not (out / _PARTIAL).exists():
+        raise RuntimeError(f"'{out}' is not empty and was not made by bench/datasets.py; choose another root")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out.parent))
+    try:
+        (work / _PARTIAL).write_text(json.dumps(want))
+        counts = info.make(work, seed, limit)
+        description = {
+            "name": name, **want, "package": info.package, "licence": info.licence, "what": info.what,
+            "defects": info.defects, "synthetic_defects": info.defects == "synthetic", "masks": info.masks,
+            "counts": counts,
+        }
+        (work / _MARKER).write_text(json.dumps(description, indent=2) + "\n")
+        (work / _PARTIAL).unlink()
+        marker = _read_marker(out)
+        if marker is not None and all(marker.get(k) == v for k, v in want.items()):
+            return out  # another run made the same set meanwhile
+        if out.exists():
+            shutil.rmtree(out)  # an older or half-made set of ours (checked above)
+        work.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return out
 
 

@@ -1,8 +1,11 @@
 """bench/datasets.py: the generality benchmark's image sets, made small into a temp folder."""
 
+import dataclasses
 import importlib.util
 import json
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +65,27 @@ def test_materialise_is_idempotent_and_keeps_foreign_folders(tmp_path):
     with pytest.raises(RuntimeError, match="not made by"):
         bench_datasets.materialise("gravel", foreign, seed=0, limit=3)
     assert (foreign / "gravel" / "keep.txt").read_text() == "mine"
+
+
+def test_two_runs_making_the_same_set_at_once_write_apart_and_both_get_it_whole(tmp_path, monkeypatch):
+    """Each run makes the set in a folder of its own and moves it in whole: neither removes or
+    overwrites what the other is writing (here both are held inside ``make`` at once)."""
+    _need("grass")
+    info = bench_datasets.SETS["grass"]
+    together = threading.Barrier(2, timeout=30)
+    folders = []
+
+    def make(out, seed, limit):
+        folders.append(out)
+        together.wait()
+        return info.make(out, seed, limit)
+
+    monkeypatch.setitem(bench_datasets.SETS, "grass", dataclasses.replace(info, make=make))
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: bench_datasets.materialise("grass", tmp_path, seed=0, limit=3), range(2)))
+    assert len(set(folders)) == 2, "the two runs wrote into the same folder"
+    assert paths[0] == paths[1] and bench_datasets.describe(paths[0])["counts"]
+    assert [p.name for p in tmp_path.iterdir()] == ["grass"], "no work folder is left behind"
 
 
 def test_block_tiles_share_no_pixel_between_splits():
