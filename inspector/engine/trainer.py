@@ -306,7 +306,7 @@ class Trainer:
             **(data_info or {}),
             "config": asdict(c),
             "device": device_label(self.device),
-            "precision": self.precision() if not model.fit_only else "float32",
+            "precision": self.precision(),
             "n_train": len(fit_parts),
             "n_holdout": len(holdout),
             **({"n_tiles": len(fit_images)} if c.tile is not None else {}),
@@ -372,11 +372,14 @@ class Trainer:
     def precision(self) -> str:
         """What the training steps compute in: float16 mixed on CUDA (``amp``), bfloat16 mixed on a
         CPU that has the instructions for it (``bf16``; emulated bfloat16 is slower) for a method
-        that takes it (``AnomalyModel.bf16``), else float32."""
-        c = self.config
+        that takes it (``AnomalyModel.bf16``), else float32 (and for a fit-only method, which has
+        no training steps)."""
+        c, method = self.config, get_method(self.config.method)
+        if method.fit_only:
+            return "float32"
         if c.amp and self.device.type == "cuda":
             return "float16 mixed"
-        if c.bf16 and get_method(c.method).bf16 and self.device.type == "cpu" and cpu_bf16():
+        if c.bf16 and method.bf16 and self.device.type == "cpu" and cpu_bf16():
             return "bfloat16 mixed"
         return "float32"
 
