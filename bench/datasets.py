@@ -303,6 +303,11 @@ def _read_marker(out: Path) -> dict | None:
         return None
 
 
+def _made_as(marker: dict | None, want: dict) -> bool:
+    """Whether a set's ``dataset.json`` says it was made with these settings."""
+    return marker is not None and all(marker.get(k) == v for k, v in want.items())
+
+
 def materialise(name: str, root: Path = OUT_DIR, seed: int = 0, limit: int | None = None) -> Path:
     """Make set ``name`` under ``root/name`` (MVTec layout) and return its folder.
 
@@ -320,7 +325,7 @@ def materialise(name: str, root: Path = OUT_DIR, seed: int = 0, limit: int | Non
     out = Path(root) / name
     want = {"seed": seed, "limit": limit, "version": _version(info.package), "format": 2}
     marker = _read_marker(out)
-    if marker is not None and all(marker.get(k) == v for k, v in want.items()):
+    if _made_as(marker, want):
         return out
     if out.exists() and any(out.iterdir()) and marker is None and not (out / _PARTIAL).exists():
         raise RuntimeError(f"'{out}' is not empty and was not made by bench/datasets.py; choose another root")
@@ -336,8 +341,7 @@ def materialise(name: str, root: Path = OUT_DIR, seed: int = 0, limit: int | Non
         }
         (work / _MARKER).write_text(json.dumps(description, indent=2) + "\n")
         (work / _PARTIAL).unlink()
-        marker = _read_marker(out)
-        if marker is not None and all(marker.get(k) == v for k, v in want.items()):
+        if _made_as(_read_marker(out), want):
             return out  # another run made the same set meanwhile
         if out.exists():
             shutil.rmtree(out)  # an older or half-made set of ours (checked above)
