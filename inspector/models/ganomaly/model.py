@@ -72,7 +72,8 @@ class Ganomaly(AnomalyModel):
         # means of the latent and reconstruction terms on held-out good images (score_mode="combined");
         # stored in that order, the reverse of the score's, as model files have always had them
         register_score_scale(self)
-        # NHWC convolutions: ~1.2x faster scoring on CPU (oneDNN), neutral for training; tensor cores on CUDA
+        # NHWC convolutions in training too: neutral on CPU, tensor cores on CUDA (the torch backend
+        # scores every method in NHWC on CPU)
         self.to(memory_format=torch.channels_last)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
