@@ -13,6 +13,9 @@ method and each side (ours through the ``Trainer`` and the ``Predictor``; anomal
 * batch-1 inference ms: a test image already in memory to its score, median of ``--calls`` calls
   after 5 not timed (ours: ``Predictor.predict`` without a reconstruction; anomalib's: the image as
   its RGB float tensor through the model's pre-processor and network, in eval mode);
+* batch-1 GFLOP: the convolutions and matrix products of one such call (``torch.utils.flop_counter``,
+  multiply-adds count 2), and the rate they ran at: with both at the same rate, the quicker call is
+  the one with less arithmetic, not less overhead;
 * image AUROC on the same test split (the ELPV copy's test/good and test/defect), the scores of
   each side's network ranked by the same ``engine.metrics.auroc``; GANomaly trained ``--epochs``
   epochs on 2 threads for it, PaDiM the 2-thread fit.
@@ -85,6 +88,20 @@ def median_ms(score, image: np.ndarray, calls: int) -> float:
         score(image)
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
+
+
+def call_gflop(score, image: np.ndarray) -> float | None:
+    """GFLOP of one ``score(image)`` call; None where the counter cannot follow it (TransGAN's
+    latent search calls ``autograd.grad``)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter:
+            score(image)
+    except RuntimeError:
+        return None
+    return counter.get_total_flops() / 1e9
 
 
 class Ours:
@@ -170,6 +187,8 @@ def compare(method: str, side, test: list[tuple[np.ndarray, int]], args) -> dict
         apply_threads(threads)
         model, row[f"train_t{threads}"] = side.train(1)
         row[f"infer_ms_t{threads}"] = median_ms(side.scorer(model), test[0][0], args.calls)
+    row["infer_gflop"] = call_gflop(side.scorer(model), test[0][0])
+    row["infer_gflops"] = row["infer_gflop"] / (row["infer_ms_t1"] / 1000) if row["infer_gflop"] else None
     if args.epochs > 0:
         if method != "padim" and args.epochs != 1:  # PaDiM's one pass is its whole training: the 2-thread fit is it
             model, _ = side.train(args.epochs)
@@ -177,7 +196,8 @@ def compare(method: str, side, test: list[tuple[np.ndarray, int]], args) -> dict
         row["auroc"] = metrics.auroc([label for _, label in test], [score(image) for image, _ in test])
     auroc = f"; image AUROC {row['auroc']:.3f}" if "auroc" in row else ""
     print(f"[{method} {side.name}] train " + ", ".join(f"{row[f'train_t{t}'] or float('nan'):.1f} img/s on {t} thread(s)" for t in THREADS)
-          + "; batch 1 " + ", ".join(f"{row[f'infer_ms_t{t}']:.1f} ms on {t}" for t in THREADS) + auroc, flush=True)
+          + "; batch 1 " + ", ".join(f"{row[f'infer_ms_t{t}']:.1f} ms on {t}" for t in THREADS)
+          + (f" ({row['infer_gflop']:.2f} GFLOP, {row['infer_gflops']:.0f} GFLOP/s on 1)" if row["infer_gflop"] else "") + auroc, flush=True)
     return row
 
 
@@ -221,7 +241,8 @@ def main(argv=None) -> int:
             row["infer_x"] = peer["infer_ms_t1"] / row["infer_ms_t1"]
     columns = [("method", "method"), ("side", "side")]
     columns += [(f"train_t{t}", f"train img/s {t}t") for t in THREADS] + [(f"infer_ms_t{t}", f"b1 ms {t}t") for t in THREADS]
-    columns += [("auroc", "image AUROC"), ("train_x", "train x peer 1t"), ("infer_x", "b1 x peer 1t")]
+    columns += [("infer_gflop", "b1 GFLOP"), ("infer_gflops", "b1 GFLOP/s 1t"), ("auroc", "image AUROC")]
+    columns += [("train_x", "train x peer 1t"), ("infer_x", "b1 x peer 1t")]
     print()
     print(format_table(rows, columns))
     out = write_results(args.out or default_out("peer"), {
