@@ -208,7 +208,14 @@ def test_the_main_window_has_live_and_history_pages_and_closing_stops_the_run(qt
     page.source_panel.source.setCurrentText(str(video))
     with qtbot.waitSignal(page.started, timeout=10000):
         page.start()
-    qtbot.waitUntil(lambda: page.shown is not None, timeout=10000)
+    qtbot.waitUntil(lambda: page.shown is not None and len(page.live_view.ng_history) > 0, timeout=15000)
+    # Page Up reviews an NG frame and Esc comes back to live: one Esc in the window, never two
+    # shortcuts on the same key (Qt then runs neither)
+    page.live_view.prev_ng.setFocus()
+    qtbot.keyClick(page.live_view.prev_ng, Qt.Key.Key_PageUp)
+    assert page.live_view.reviewing
+    qtbot.keyClick(page.live_view.prev_ng, Qt.Key.Key_Escape)
+    assert not page.live_view.reviewing and page.is_running()
     page.set_roi_text("1,2")
     assert "ROI" in window.message_bar.text.text()
 

@@ -214,7 +214,8 @@ class MainWindow(QMainWindow):
         self.results_page.select_path(path)
 
     def cancel_current(self) -> None:
-        """Esc: cancel the job of the page in view, else the training."""
+        """Esc: cancel the job of the page in view (on the Live page, first leave a frame's review),
+        else the training."""
         page = self.current_page()
         if page == "results" and self.results_page.score_job is not None:
             self.results_page.cancel()
@@ -222,6 +223,8 @@ class MainWindow(QMainWindow):
             self.evaluate_page.cancel()
         elif page == "models" and self.models_page.compare_job is not None and self.models_page.compare_job.running:
             self.models_page.compare_job.cancel()
+        elif page == "live" and self.live_page.escape():
+            return  # it left the review of a frame, or cancelled the retraining
         elif self.train_page.is_running():
             self.train_page.cancel()
         else:

@@ -142,7 +142,7 @@ class LivePage(QWidget):
         context = Qt.ShortcutContext.WidgetWithChildrenShortcut
         for keys, slot in (("F", lambda: self.give_feedback("false_alarm")), ("D", lambda: self.give_feedback("confirmed")),
                            ("PgUp", lambda: view.step_ng(-1)), ("PgDown", lambda: view.step_ng(+1)),
-                           ("R", self.resume), ("Esc", self.back_to_live)):
+                           ("R", self.resume)):
             QShortcut(QKeySequence(keys), self, slot, context=context)
 
     # --- messages and the registry -------------------------------------------------------------------
@@ -400,6 +400,17 @@ class LivePage(QWidget):
             self.resume()
         elif self.controller.live is not None and self.controller.live.last_result is not None:
             self.display(self.controller.live.last_result)
+
+    def escape(self) -> bool:
+        """Esc on this page (the window's one Esc, so no two shortcuts are ambiguous): leave the
+        review of a frame, else cancel the retraining; False when neither was under way."""
+        if self.live_view.reviewing or self.controller.paused:
+            self.back_to_live()
+            return True
+        if self.retrain_busy():
+            self.retrain_job.cancel()
+            return True
+        return False
 
     def resume(self) -> None:
         self.controller.resume()
