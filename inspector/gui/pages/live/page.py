@@ -403,7 +403,7 @@ class LivePage(QWidget):
 
     def escape(self) -> bool:
         """Esc on this page (the window's one Esc, so no two shortcuts are ambiguous): leave the
-        review of a frame, else cancel the retraining; False when neither was under way."""
+        review of a frame or the pause on NG, else cancel the retraining; False when none was under way."""
         if self.live_view.reviewing or self.controller.paused:
             self.back_to_live()
             return True
