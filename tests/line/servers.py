@@ -86,10 +86,16 @@ class Subscriber:
                                   protocol=mqtt.MQTTv311)
         self.client.on_connect = lambda c, *a: c.subscribe([(topic, 1), (f"{topic}/state", 1)])
         self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: subscribed.set()
         self.client.reconnect_delay_set(0.1, 1)
         self.topic = topic
         self.client.connect("127.0.0.1", port, keepalive=5)
         self.client.loop_start()
+        # a message published before the broker has the subscription reaches nobody: wait for it
+        if not subscribed.wait(WAIT_S):
+            self.close()
+            raise AssertionError(f"the test subscriber got no SUBACK for {topic} within {WAIT_S:g} s")
 
     def _on_message(self, client, userdata, msg) -> None:
         body = json.loads(msg.payload)
